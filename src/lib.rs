@@ -1,0 +1,13 @@
+//! procore-token-mcp: an MCP server that obtains and renews Procore OAuth 2.0 access tokens.
+//!
+//! A request walks one line: transport (stdio, streamable HTTP, old HTTP+SSE) → tool
+//! (schema, validation, result mapping) → Procore client (hosts, encoding, timeouts, no
+//! retries) → the Procore login host. Each step knows only the next one.
+
+pub mod config;
+pub mod logging;
+pub mod procore;
+pub mod secret;
+pub mod tls;
+pub mod tools;
+pub mod transport;

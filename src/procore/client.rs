@@ -1,0 +1,276 @@
+//! `ProcoreClient`: one shared HTTP client, one attempt per request, raw answers out.
+
+use std::{error::Error as _, time::Duration};
+
+use bytes::{Bytes, BytesMut};
+use reqwest::{Method, StatusCode, header};
+use tokio::{sync::OnceCell, time::Instant};
+
+use super::{LoginBase, TOKEN_PATH, TokenRequest};
+
+/// Largest upstream body read before the answer is cut off and reported.
+pub const DEFAULT_MAX_RESPONSE_BYTES: usize = 1024 * 1024;
+
+const USER_AGENT: &str = concat!(
+    env!("CARGO_PKG_NAME"),
+    "/",
+    env!("CARGO_PKG_VERSION"),
+    " (MCP server; +https://github.com/procore-token-mcp/procore-token-mcp)"
+);
+
+/// The login host client. Cheap to share behind an `Arc`; the HTTP client inside is built
+/// at the first request (start-up stays fast) and then reused for every request.
+#[derive(Debug)]
+pub struct ProcoreClient {
+    base: LoginBase,
+    timeout: Duration,
+    max_response_bytes: usize,
+    http: OnceCell<reqwest::Client>,
+}
+
+/// What the login host answered, untouched.
+#[derive(Debug, Clone)]
+pub struct UpstreamResponse {
+    pub status: StatusCode,
+    pub body: Bytes,
+    /// `Retry-After`, when present (429 and 503 answers).
+    pub retry_after: Option<String>,
+    /// `Location`, when present (a redirect, which is never followed).
+    pub location: Option<String>,
+    pub elapsed: Duration,
+}
+
+/// Why no complete answer came back. None of these texts contains a secret.
+#[derive(Debug, thiserror::Error)]
+pub enum UpstreamError {
+    /// Nothing reached the login host: connecting (or resolving its name) failed.
+    #[error("could not connect to {origin} ({detail}) after {elapsed:.1?}")]
+    Connect {
+        origin: String,
+        detail: String,
+        elapsed: Duration,
+    },
+    /// The whole exchange took longer than the timeout.
+    #[error("no complete answer from {origin} within {timeout:?} (gave up after {elapsed:.1?})")]
+    Timeout {
+        origin: String,
+        timeout: Duration,
+        elapsed: Duration,
+        /// Whether the connection was established, so the request may have been processed.
+        connected: bool,
+    },
+    /// The connection failed after the request was sent (reset, closed mid-body, …).
+    #[error("the connection to {origin} failed after {elapsed:.1?}: {detail}")]
+    Transfer {
+        origin: String,
+        detail: String,
+        elapsed: Duration,
+    },
+    /// The answer was larger than the limit; reading stopped there.
+    #[error(
+        "{origin} answered HTTP {status} with a body over the {limit}-byte limit; \
+         reading stopped after {elapsed:.1?}"
+    )]
+    TooLarge {
+        origin: String,
+        status: StatusCode,
+        limit: usize,
+        elapsed: Duration,
+    },
+    /// The HTTP client could not be set up (TLS configuration); nothing was sent.
+    #[error("the HTTP client could not be set up: {0}")]
+    Setup(String),
+}
+
+impl UpstreamError {
+    /// Whether the login host may have received and processed the request.
+    pub fn may_have_reached_upstream(&self) -> bool {
+        match self {
+            Self::Connect { .. } | Self::Setup(_) => false,
+            Self::Timeout { connected, .. } => *connected,
+            Self::Transfer { .. } | Self::TooLarge { .. } => true,
+        }
+    }
+
+    /// A short label for the log line.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Connect { .. } => "connect_failed",
+            Self::Timeout { .. } => "timeout",
+            Self::Transfer { .. } => "transfer_failed",
+            Self::TooLarge { .. } => "body_too_large",
+            Self::Setup(_) => "client_setup_failed",
+        }
+    }
+}
+
+impl ProcoreClient {
+    pub fn new(base: LoginBase, timeout: Duration) -> Self {
+        Self {
+            base,
+            timeout,
+            max_response_bytes: DEFAULT_MAX_RESPONSE_BYTES,
+            http: OnceCell::new(),
+        }
+    }
+
+    /// Set the largest body read from the login host.
+    pub fn with_max_response_bytes(mut self, limit: usize) -> Self {
+        self.max_response_bytes = limit;
+        self
+    }
+
+    pub fn base(&self) -> &LoginBase {
+        &self.base
+    }
+
+    pub fn timeout(&self) -> Duration {
+        self.timeout
+    }
+
+    /// `POST /oauth/token` with a JSON body. Sent once, never retried.
+    pub async fn request_token(
+        &self,
+        request: &TokenRequest,
+    ) -> Result<UpstreamResponse, UpstreamError> {
+        self.send(Method::POST, TOKEN_PATH, Some(request.to_json()), None)
+            .await
+    }
+
+    /// Send one request to the login host and read the answer, bounded in time and size.
+    /// `body` is JSON; `bearer` goes into `Authorization`.
+    pub async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Vec<u8>>,
+        bearer: Option<&str>,
+    ) -> Result<UpstreamResponse, UpstreamError> {
+        let started = Instant::now();
+        let http = self.http().await?;
+        let mut builder = http
+            .request(method, self.base.endpoint(path))
+            .header(header::ACCEPT, "application/json")
+            .timeout(self.timeout);
+        if let Some(body) = body {
+            builder = builder
+                .header(header::CONTENT_TYPE, "application/json")
+                .body(body);
+        }
+        if let Some(token) = bearer {
+            let mut value = header::HeaderValue::try_from(format!("Bearer {token}"))
+                .map_err(|_| UpstreamError::Setup("the token is not a valid header value".into()))?;
+            value.set_sensitive(true);
+            builder = builder.header(header::AUTHORIZATION, value);
+        }
+        let mut response = builder
+            .send()
+            .await
+            .map_err(|error| self.classify(&error, started, false))?;
+        let status = response.status();
+        let headers = response.headers();
+        let header_text = |name| {
+            headers
+                .get(name)
+                .and_then(|value: &header::HeaderValue| value.to_str().ok())
+                .map(str::to_owned)
+        };
+        let retry_after = header_text(header::RETRY_AFTER);
+        let location = header_text(header::LOCATION);
+        if response
+            .content_length()
+            .is_some_and(|length| length > self.max_response_bytes as u64)
+        {
+            return Err(self.too_large(status, started));
+        }
+        let mut body = BytesMut::new();
+        loop {
+            match response.chunk().await {
+                Ok(Some(chunk)) => {
+                    if body.len() + chunk.len() > self.max_response_bytes {
+                        return Err(self.too_large(status, started));
+                    }
+                    body.extend_from_slice(&chunk);
+                }
+                Ok(None) => break,
+                Err(error) => return Err(self.classify(&error, started, true)),
+            }
+        }
+        Ok(UpstreamResponse {
+            status,
+            body: body.freeze(),
+            retry_after,
+            location,
+            elapsed: started.elapsed(),
+        })
+    }
+
+    async fn http(&self) -> Result<&reqwest::Client, UpstreamError> {
+        self.http
+            .get_or_try_init(|| async {
+                crate::tls::install_crypto_provider();
+                reqwest::Client::builder()
+                    .user_agent(USER_AGENT)
+                    .redirect(reqwest::redirect::Policy::none())
+                    .connect_timeout(self.timeout)
+                    .timeout(self.timeout)
+                    .https_only(self.base.origin().starts_with("https:"))
+                    .pool_idle_timeout(Duration::from_secs(60))
+                    .build()
+                    .map_err(|error| UpstreamError::Setup(describe(&error)))
+            })
+            .await
+    }
+
+    fn too_large(&self, status: StatusCode, started: Instant) -> UpstreamError {
+        UpstreamError::TooLarge {
+            origin: self.base.origin(),
+            status,
+            limit: self.max_response_bytes,
+            elapsed: started.elapsed(),
+        }
+    }
+
+    fn classify(&self, error: &reqwest::Error, started: Instant, in_body: bool) -> UpstreamError {
+        let origin = self.base.origin();
+        let elapsed = started.elapsed();
+        if error.is_timeout() {
+            UpstreamError::Timeout {
+                origin,
+                timeout: self.timeout,
+                elapsed,
+                connected: in_body || !error.is_connect(),
+            }
+        } else if error.is_connect() && !in_body {
+            UpstreamError::Connect {
+                origin,
+                detail: describe(error),
+                elapsed,
+            }
+        } else {
+            UpstreamError::Transfer {
+                origin,
+                detail: describe(error),
+                elapsed,
+            }
+        }
+    }
+}
+
+/// The innermost causes of a reqwest error, without the URL (which carries no secret, but
+/// is already named by the caller).
+fn describe(error: &reqwest::Error) -> String {
+    let mut parts = Vec::new();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let text = cause.to_string();
+        if !parts.iter().any(|seen: &String| seen.contains(&text)) {
+            parts.push(text);
+        }
+        source = cause.source();
+    }
+    if parts.is_empty() {
+        parts.push(error.to_string());
+    }
+    parts.join(": ")
+}

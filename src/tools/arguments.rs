@@ -1,0 +1,99 @@
+//! Reading a tool's JSON arguments by hand, because rmcp does not validate them against
+//! the input schema. Error texts name fields and JSON types, never values.
+
+use rmcp::model::JsonObject;
+use serde_json::Value;
+
+use crate::secret::Secret;
+
+/// A tool's arguments, checked against the names the tool accepts.
+pub struct Arguments<'a> {
+    object: Option<&'a JsonObject>,
+}
+
+/// Why the arguments cannot be used. Shown to the caller as a tool error.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum ArgumentError {
+    #[error("unknown argument `{0}`; this tool accepts only: {1}")]
+    Unknown(String, String),
+    #[error("argument `{0}` must be a string, not {1}")]
+    NotAString(&'static str, &'static str),
+    #[error("{0}")]
+    Invalid(String),
+}
+
+impl<'a> Arguments<'a> {
+    /// Accept `object` if every key in it is one of `accepted`.
+    pub fn check(
+        object: Option<&'a JsonObject>,
+        accepted: &[&str],
+    ) -> Result<Self, ArgumentError> {
+        if let Some(unknown) = object
+            .into_iter()
+            .flat_map(|o| o.keys())
+            .find(|key| !accepted.contains(&key.as_str()))
+        {
+            let shown: String = unknown.chars().take(64).collect();
+            return Err(ArgumentError::Unknown(shown, accepted.join(", ")));
+        }
+        Ok(Self { object })
+    }
+
+    /// A string argument; absent, `null` and empty strings all read as `None`.
+    pub fn string(&self, name: &'static str) -> Result<Option<String>, ArgumentError> {
+        match self.object.and_then(|o| o.get(name)) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::String(text)) if text.trim().is_empty() => Ok(None),
+            Some(Value::String(text)) => Ok(Some(text.clone())),
+            Some(other) => Err(ArgumentError::NotAString(name, json_type(other))),
+        }
+    }
+
+    /// A string argument that is a secret; read like [`Arguments::string`].
+    pub fn secret(&self, name: &'static str) -> Result<Option<Secret>, ArgumentError> {
+        Ok(self.string(name)?.map(Secret::new))
+    }
+}
+
+fn json_type(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn object(value: Value) -> JsonObject {
+        value.as_object().cloned().unwrap()
+    }
+
+    #[test]
+    fn reads_strings_and_treats_null_and_empty_as_absent() {
+        let args = object(json!({"a": "x", "b": null, "c": "  "}));
+        let read = Arguments::check(Some(&args), &["a", "b", "c", "d"]).unwrap();
+        assert_eq!(read.string("a").unwrap().as_deref(), Some("x"));
+        assert_eq!(read.string("b").unwrap(), None);
+        assert_eq!(read.string("c").unwrap(), None);
+        assert_eq!(read.string("d").unwrap(), None);
+    }
+
+    #[test]
+    fn refuses_unknown_names_and_wrong_types_without_echoing_values() {
+        let args = object(json!({"scope": "x"}));
+        let err = Arguments::check(Some(&args), &["a"]).err().unwrap();
+        assert_eq!(err, ArgumentError::Unknown("scope".into(), "a".into()));
+
+        let args = object(json!({"a": {"nested": "top-secret"}}));
+        let err = Arguments::check(Some(&args), &["a"]).unwrap().secret("a").unwrap_err();
+        assert_eq!(err.to_string(), "argument `a` must be a string, not an object");
+    }
+}

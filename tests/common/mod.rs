@@ -1,0 +1,380 @@
+//! Shared test support: a recording upstream on 127.0.0.1, the real binary spawned over
+//! stdio or HTTP with its stderr captured, and rmcp clients for every transport (including
+//! a small client for the old HTTP+SSE transport, which rmcp no longer ships).
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+pub mod sse_client;
+
+use std::{
+    collections::VecDeque,
+    process::Stdio,
+    sync::{Arc, Mutex},
+    time::Duration,
+};
+
+use axum::{
+    body::Bytes,
+    extract::{Request, State},
+    http::{HeaderMap, StatusCode},
+    response::{IntoResponse, Response},
+};
+use rmcp::{
+    ClientLifecycleMode, ClientServiceExt, RoleClient, ServiceExt,
+    model::{CallToolRequestParams, CallToolResult, ProtocolVersion},
+    service::RunningService,
+    transport::{
+        StreamableHttpClientTransport, TokioChildProcess,
+        streamable_http_client::StreamableHttpClientTransportConfig,
+    },
+};
+use serde_json::{Value, json};
+use tokio::{io::AsyncBufReadExt, process::Command};
+
+pub type Client = RunningService<RoleClient, ()>;
+
+/// The binary under test.
+pub const BIN: &str = env!("CARGO_BIN_EXE_procore-token-mcp");
+pub const TOOL: &str = "get_or_refresh_an_access_token";
+
+/// A token response as Procore formats it, with an extra field and odd spacing so a test
+/// can tell a verbatim copy from a re-serialized one.
+pub const TOKEN_BODY: &str = "{\"access_token\":\"at-canary-7f3a\", \"token_type\":\"bearer\",\n \"expires_in\":5400,\"refresh_token\":\"rt-canary-91bc\",\"created_at\":1484786897,\"zz_extra\":{\"b\":1,\"a\":2}}";
+
+pub fn init() {
+    procore_token_mcp::tls::install_crypto_provider();
+}
+
+// ───────────────────────────── the upstream ─────────────────────────────
+
+/// One request the upstream received.
+#[derive(Debug, Clone)]
+pub struct Recorded {
+    pub method: String,
+    pub path: String,
+    pub headers: HeaderMap,
+    pub body: Bytes,
+}
+
+impl Recorded {
+    pub fn json(&self) -> Value {
+        serde_json::from_slice(&self.body).expect("JSON body")
+    }
+    pub fn header(&self, name: &str) -> Option<String> {
+        self.headers
+            .get(name)
+            .map(|v| v.to_str().unwrap().to_owned())
+    }
+}
+
+/// What the upstream answers.
+#[derive(Debug, Clone)]
+pub struct Reply {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+    pub delay: Duration,
+}
+
+impl Reply {
+    pub fn new(status: u16, body: impl Into<Vec<u8>>) -> Self {
+        Self {
+            status,
+            headers: vec![("content-type".into(), "application/json".into())],
+            body: body.into(),
+            delay: Duration::ZERO,
+        }
+    }
+    pub fn token() -> Self {
+        Self::new(200, TOKEN_BODY)
+    }
+    pub fn header(mut self, name: &str, value: &str) -> Self {
+        self.headers.retain(|(n, _)| !n.eq_ignore_ascii_case(name));
+        self.headers.push((name.into(), value.into()));
+        self
+    }
+    pub fn delayed(mut self, delay: Duration) -> Self {
+        self.delay = delay;
+        self
+    }
+}
+
+#[derive(Default)]
+struct UpstreamState {
+    requests: Mutex<Vec<Recorded>>,
+    queue: Mutex<VecDeque<Reply>>,
+    fallback: Mutex<Option<Reply>>,
+}
+
+/// A real HTTP server on 127.0.0.1 that records every request and answers from a script
+/// (queued replies first, then the fallback, which is a token response by default).
+pub struct Upstream {
+    pub url: String,
+    state: Arc<UpstreamState>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for Upstream {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl Upstream {
+    pub async fn start() -> Self {
+        let state = Arc::new(UpstreamState::default());
+        *state.fallback.lock().unwrap() = Some(Reply::token());
+        let app = axum::Router::new()
+            .fallback(record_and_reply)
+            .with_state(state.clone());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let task = tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        Self { url, state, task }
+    }
+
+    /// Answer the next request with `reply` (queued replies are used in order).
+    pub fn push(&self, reply: Reply) {
+        self.state.queue.lock().unwrap().push_back(reply);
+    }
+
+    /// Answer every request without a queued reply with `reply`.
+    pub fn always(&self, reply: Reply) {
+        *self.state.fallback.lock().unwrap() = Some(reply);
+    }
+
+    pub fn requests(&self) -> Vec<Recorded> {
+        self.state.requests.lock().unwrap().clone()
+    }
+
+    pub fn count(&self) -> usize {
+        self.state.requests.lock().unwrap().len()
+    }
+}
+
+async fn record_and_reply(State(state): State<Arc<UpstreamState>>, request: Request) -> Response {
+    let (parts, body) = request.into_parts();
+    let body = axum::body::to_bytes(body, usize::MAX).await.unwrap_or_default();
+    state.requests.lock().unwrap().push(Recorded {
+        method: parts.method.to_string(),
+        path: parts.uri.path().to_owned(),
+        headers: parts.headers,
+        body,
+    });
+    let reply = state
+        .queue
+        .lock()
+        .unwrap()
+        .pop_front()
+        .or_else(|| state.fallback.lock().unwrap().clone())
+        .unwrap_or_else(|| Reply::new(500, "no reply scripted"));
+    tokio::time::sleep(reply.delay).await;
+    let mut response = (StatusCode::from_u16(reply.status).unwrap(), reply.body).into_response();
+    for (name, value) in reply.headers {
+        response.headers_mut().insert(
+            axum::http::HeaderName::try_from(name).unwrap(),
+            value.parse().unwrap(),
+        );
+    }
+    response
+}
+
+// ───────────────────────────── the server under test ─────────────────────────────
+
+/// The server's stderr, collected as it is written.
+#[derive(Clone, Default)]
+pub struct Logs(Arc<Mutex<String>>);
+
+impl Logs {
+    fn follow(stderr: impl tokio::io::AsyncRead + Unpin + Send + 'static) -> Self {
+        let logs = Self::default();
+        let sink = logs.0.clone();
+        tokio::spawn(async move {
+            let mut lines = tokio::io::BufReader::new(stderr).lines();
+            while let Ok(Some(line)) = lines.next_line().await {
+                let mut text = sink.lock().unwrap();
+                text.push_str(&line);
+                text.push('\n');
+            }
+        });
+        logs
+    }
+
+    pub fn text(&self) -> String {
+        self.0.lock().unwrap().clone()
+    }
+
+    /// Wait until a line containing `needle` has been written.
+    pub async fn wait_for(&self, needle: &str) -> String {
+        for _ in 0..500 {
+            if let Some(line) = self.text().lines().find(|line| line.contains(needle)) {
+                return line.to_owned();
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        panic!("no log line with {needle:?} in:\n{}", self.text());
+    }
+}
+
+/// How to start the binary: arguments and environment on top of a clean environment.
+#[derive(Clone, Default)]
+pub struct Launch {
+    pub args: Vec<String>,
+    pub env: Vec<(String, String)>,
+}
+
+impl Launch {
+    /// Point the server at `upstream`.
+    pub fn against(upstream_url: &str) -> Self {
+        Self::default().arg("--login-url").arg(upstream_url)
+    }
+    pub fn arg(mut self, arg: impl Into<String>) -> Self {
+        self.args.push(arg.into());
+        self
+    }
+    pub fn env(mut self, name: &str, value: &str) -> Self {
+        self.env.push((name.into(), value.into()));
+        self
+    }
+    pub fn command(&self) -> Command {
+        let mut command = Command::new(BIN);
+        for name in [
+            "PROCORE_CLIENT_ID",
+            "PROCORE_CLIENT_SECRET",
+            "PROCORE_ENV",
+            "PROCORE_LOGIN_URL",
+            "PROCORE_TIMEOUT_SECS",
+            "MCP_TRANSPORT",
+            "MCP_LISTEN",
+            "MCP_ALLOWED_HOSTS",
+            "RUST_LOG",
+        ] {
+            command.env_remove(name);
+        }
+        command.args(&self.args);
+        command.envs(self.env.iter().map(|(k, v)| (k, v)));
+        command.kill_on_drop(true);
+        command
+    }
+}
+
+/// The binary over stdio, driven by rmcp's child-process client.
+pub async fn stdio_client(launch: &Launch) -> (Client, Logs) {
+    let (transport, stderr) = TokioChildProcess::builder(launch.command())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn the server");
+    let logs = Logs::follow(stderr.expect("piped stderr"));
+    let client = ().serve(transport).await.expect("initialize over stdio");
+    (client, logs)
+}
+
+/// The binary serving HTTP on an ephemeral loopback port.
+pub struct HttpServer {
+    pub child: tokio::process::Child,
+    pub base: String,
+    pub logs: Logs,
+}
+
+impl HttpServer {
+    pub async fn start(launch: &Launch) -> Self {
+        let mut command = launch
+            .clone()
+            .arg("--transport")
+            .arg("http")
+            .arg("--listen")
+            .arg("127.0.0.1:0")
+            .command();
+        command.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::piped());
+        let mut child = command.spawn().expect("spawn the server");
+        let logs = Logs::follow(child.stderr.take().expect("stderr"));
+        let line = logs.wait_for("listening: streamable HTTP at ").await;
+        let url = line
+            .split("streamable HTTP at ")
+            .nth(1)
+            .and_then(|rest| rest.split_whitespace().next())
+            .expect("url in the listening line")
+            .trim_end_matches(',');
+        let base = url.trim_end_matches("/mcp").to_owned();
+        Self { child, base, logs }
+    }
+
+    pub fn mcp_url(&self) -> String {
+        format!("{}/mcp", self.base)
+    }
+
+    pub fn sse_url(&self) -> String {
+        format!("{}/sse", self.base)
+    }
+
+    /// rmcp's streamable HTTP client, `initialize` handshake (protocol ≤ 2025-11-25).
+    pub async fn legacy_client(&self) -> Client {
+        let transport = StreamableHttpClientTransport::from_config(
+            StreamableHttpClientTransportConfig::with_uri(self.mcp_url()),
+        );
+        ().serve(transport).await.expect("initialize over streamable HTTP")
+    }
+
+    /// rmcp's streamable HTTP client, stateless 2026-07-28 requests after `server/discover`.
+    pub async fn modern_client(&self) -> Client {
+        let transport = StreamableHttpClientTransport::from_config(
+            StreamableHttpClientTransportConfig::with_uri(self.mcp_url()),
+        );
+        ().serve_with_lifecycle(
+            transport,
+            ClientLifecycleMode::Discover {
+                preferred_versions: vec![ProtocolVersion::V_2026_07_28],
+            },
+        )
+        .await
+        .expect("discover over streamable HTTP")
+    }
+
+    /// rmcp's client over the old HTTP+SSE endpoints.
+    pub async fn sse_client(&self) -> Client {
+        let transport = sse_client::connect(&self.sse_url()).await;
+        ().serve(transport).await.expect("initialize over HTTP+SSE")
+    }
+}
+
+// ───────────────────────────── calls ─────────────────────────────
+
+pub fn args(value: Value) -> serde_json::Map<String, Value> {
+    value.as_object().cloned().expect("object")
+}
+
+/// Call the token tool with `arguments`.
+pub async fn call_token(client: &Client, arguments: Value) -> CallToolResult {
+    client
+        .call_tool(CallToolRequestParams::new(TOOL).with_arguments(args(arguments)))
+        .await
+        .expect("tools/call answered")
+}
+
+/// The text of the first content block.
+pub fn text(result: &CallToolResult) -> String {
+    result
+        .content
+        .first()
+        .and_then(|block| block.as_text())
+        .map(|text| text.text.clone())
+        .expect("a text content block")
+}
+
+pub fn is_error(result: &CallToolResult) -> bool {
+    result.is_error == Some(true)
+}
+
+/// Standard arguments for each grant, with canary secrets.
+pub fn client_credentials() -> Value {
+    json!({"grant_type": "client_credentials", "client_id": "cid-canary", "client_secret": "cs-canary-5e1d"})
+}
+
+pub fn refresh(token: &str) -> Value {
+    json!({"grant_type": "refresh_token", "client_id": "cid-canary", "client_secret": "cs-canary-5e1d", "refresh_token": token})
+}
+
+pub fn authorization_code(code: &str) -> Value {
+    json!({"grant_type": "authorization_code", "client_id": "cid-canary", "client_secret": "cs-canary-5e1d", "code": code, "redirect_uri": "urn:ietf:wg:oauth:2.0:oob"})
+}

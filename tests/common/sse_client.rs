@@ -1,0 +1,115 @@
+//! A client for the 2024-11-05 HTTP+SSE transport, handed to rmcp as a (Sink, Stream) pair:
+//! GET the stream, wait for its `endpoint` event, POST each outgoing message there.
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use futures::{SinkExt, StreamExt, channel::mpsc};
+use rmcp::model::{ClientJsonRpcMessage, ServerJsonRpcMessage};
+
+/// One parsed server-sent event.
+#[derive(Debug, Default, Clone)]
+pub struct SseEvent {
+    pub event: String,
+    pub data: String,
+}
+
+/// Incremental SSE parser over a byte stream.
+#[derive(Default)]
+pub struct SseParser {
+    buffer: String,
+    current: SseEvent,
+}
+
+impl SseParser {
+    pub fn feed(&mut self, bytes: &[u8]) -> Vec<SseEvent> {
+        self.buffer.push_str(&String::from_utf8_lossy(bytes));
+        let mut events = Vec::new();
+        while let Some(end) = self.buffer.find('\n') {
+            let line: String = self.buffer.drain(..=end).collect();
+            let line = line.trim_end_matches(['\n', '\r']);
+            if line.is_empty() {
+                if !self.current.data.is_empty() || !self.current.event.is_empty() {
+                    let mut event = std::mem::take(&mut self.current);
+                    if event.event.is_empty() {
+                        event.event = "message".into();
+                    }
+                    events.push(event);
+                }
+            } else if let Some(value) = line.strip_prefix("event:") {
+                self.current.event = value.trim_start().to_owned();
+            } else if let Some(value) = line.strip_prefix("data:") {
+                if !self.current.data.is_empty() {
+                    self.current.data.push('\n');
+                }
+                self.current.data.push_str(value.strip_prefix(' ').unwrap_or(value));
+            }
+        }
+        events
+    }
+}
+
+/// Open the event stream at `sse_url`; return rmcp's transport halves.
+pub async fn connect(
+    sse_url: &str,
+) -> (mpsc::Sender<ClientJsonRpcMessage>, mpsc::Receiver<ServerJsonRpcMessage>) {
+    let http = reqwest::Client::new();
+    let response = http
+        .get(sse_url)
+        .header("accept", "text/event-stream")
+        .send()
+        .await
+        .expect("GET /sse");
+    assert_eq!(response.status(), 200, "GET /sse status");
+    let mut bytes = response.bytes_stream();
+    let mut parser = SseParser::default();
+    let mut pending = Vec::new();
+    let endpoint = 'found: loop {
+        let chunk = bytes.next().await.expect("stream open").expect("chunk");
+        for event in parser.feed(&chunk) {
+            if event.event == "endpoint" {
+                break 'found event.data;
+            }
+            pending.push(event);
+        }
+    };
+    let base = reqwest::Url::parse(sse_url).unwrap();
+    let post_url = base.join(&endpoint).expect("endpoint URL").to_string();
+
+    let (mut to_rmcp, from_server) = mpsc::channel::<ServerJsonRpcMessage>(64);
+    tokio::spawn(async move {
+        let deliver = |event: SseEvent| {
+            if event.event == "message" {
+                serde_json::from_str::<ServerJsonRpcMessage>(&event.data).ok()
+            } else {
+                None
+            }
+        };
+        for event in pending {
+            if let Some(message) = deliver(event) {
+                let _ = to_rmcp.send(message).await;
+            }
+        }
+        while let Some(Ok(chunk)) = bytes.next().await {
+            for event in parser.feed(&chunk) {
+                if let Some(message) = deliver(event) {
+                    if to_rmcp.send(message).await.is_err() {
+                        return;
+                    }
+                }
+            }
+        }
+    });
+
+    let (to_server, mut outgoing) = mpsc::channel::<ClientJsonRpcMessage>(64);
+    tokio::spawn(async move {
+        while let Some(message) = outgoing.next().await {
+            let response = http
+                .post(&post_url)
+                .json(&message)
+                .send()
+                .await
+                .expect("POST /message");
+            assert_eq!(response.status(), 202, "POST /message status");
+        }
+    });
+    (to_server, from_server)
+}
