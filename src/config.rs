@@ -106,7 +106,11 @@ pub struct ServeArgs {
     /// Extra Host (and Origin host) value the HTTP transport accepts, e.g. mcp.example.com or
     /// mcp.example.com:443, for deployments behind a proxy. Repeatable; loopback names are
     /// always accepted.
-    #[arg(long = "allowed-host", env = "MCP_ALLOWED_HOSTS", value_delimiter = ',')]
+    #[arg(
+        long = "allowed-host",
+        env = "MCP_ALLOWED_HOSTS",
+        value_delimiter = ','
+    )]
     pub allowed_hosts: Vec<String>,
 
     /// Procore environment whose login host issues the tokens.
@@ -258,7 +262,9 @@ mod tests {
     fn args(extra: &[&str]) -> ServeArgs {
         let mut argv = vec!["procore-token-mcp"];
         argv.extend_from_slice(extra);
-        Cli::try_parse_from(argv).expect("test arguments parse").serve
+        Cli::try_parse_from(argv)
+            .expect("test arguments parse")
+            .serve
     }
 
     fn env(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
@@ -279,8 +285,7 @@ mod tests {
                 "https://login-sandbox-monthly.procore.com/oauth/token",
             ),
         ] {
-            let config = Config::resolve(&args(&["--procore-env", flag]), env(&[]))
-                .unwrap();
+            let config = Config::resolve(&args(&["--procore-env", flag]), env(&[])).unwrap();
             assert_eq!(config.login.endpoint("/oauth/token").as_str(), url);
             assert_eq!(config.environment, flag);
         }
@@ -291,7 +296,12 @@ mod tests {
     #[test]
     fn login_url_overrides_the_environment() {
         let config = Config::resolve(
-            &args(&["--procore-env", "sandbox", "--login-url", "https://login.procoregov.com/"]),
+            &args(&[
+                "--procore-env",
+                "sandbox",
+                "--login-url",
+                "https://login.procoregov.com/",
+            ]),
             env(&[]),
         )
         .unwrap();
@@ -304,10 +314,20 @@ mod tests {
 
     #[test]
     fn plain_http_is_refused_unless_loopback() {
-        let err = Config::resolve(&args(&["--login-url", "http://login.example.com"]), env(&[]));
+        let err = Config::resolve(
+            &args(&["--login-url", "http://login.example.com"]),
+            env(&[]),
+        );
         assert!(matches!(err, Err(ConfigError::LoginUrl(_))));
-        for ok in ["http://127.0.0.1:9000", "http://localhost:9000", "http://[::1]:9000"] {
-            assert!(Config::resolve(&args(&["--login-url", ok]), env(&[])).is_ok(), "{ok}");
+        for ok in [
+            "http://127.0.0.1:9000",
+            "http://localhost:9000",
+            "http://[::1]:9000",
+        ] {
+            assert!(
+                Config::resolve(&args(&["--login-url", ok]), env(&[])).is_ok(),
+                "{ok}"
+            );
         }
     }
 
@@ -327,15 +347,21 @@ mod tests {
         assert!(message.contains(CLIENT_SECRET_VAR), "{message}");
         assert!(!message.contains("s3cret"));
 
-        let none = Config::resolve(&args(&[]), env(&[(CLIENT_ID_VAR, " ")]))
-            .unwrap();
+        let none = Config::resolve(&args(&[]), env(&[(CLIENT_ID_VAR, " ")])).unwrap();
         assert!(none.held.is_none());
     }
 
     #[test]
     fn allowed_hosts_extend_the_loopback_names() {
         let config = Config::resolve(
-            &args(&["--transport", "http", "--allowed-host", "MCP.example.com", "--allowed-host", "proxy:8443"]),
+            &args(&[
+                "--transport",
+                "http",
+                "--allowed-host",
+                "MCP.example.com",
+                "--allowed-host",
+                "proxy:8443",
+            ]),
             env(&[]),
         )
         .unwrap();
@@ -344,10 +370,21 @@ mod tests {
         };
         assert_eq!(
             http.allowed_hosts,
-            ["localhost", "127.0.0.1", "::1", "mcp.example.com", "proxy:8443"]
+            [
+                "localhost",
+                "127.0.0.1",
+                "::1",
+                "mcp.example.com",
+                "proxy:8443"
+            ]
         );
         let bad = Config::resolve(
-            &args(&["--transport", "http", "--allowed-host", "https://x.example/"]),
+            &args(&[
+                "--transport",
+                "http",
+                "--allowed-host",
+                "https://x.example/",
+            ]),
             env(&[]),
         );
         assert!(matches!(bad, Err(ConfigError::AllowedHost(_))));

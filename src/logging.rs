@@ -8,7 +8,10 @@ use std::io::IsTerminal;
 
 use tracing::{Level, Metadata};
 use tracing_subscriber::{
-    EnvFilter, Layer, filter::{FilterExt, filter_fn}, layer::SubscriberExt, util::SubscriberInitExt,
+    EnvFilter, Layer,
+    filter::{FilterExt, filter_fn},
+    layer::SubscriberExt,
+    util::SubscriberInitExt,
 };
 
 /// Crates whose verbose events may quote message payloads.

@@ -1,7 +1,12 @@
 //! What goes to the login host and what comes back, through the real binary over stdio:
 //! the exact request, the verbatim result, every error path, no retries, the timeout, and
 //! server-held credentials.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
 
 mod common;
 
@@ -35,15 +40,26 @@ async fn forwards_exactly_the_given_fields_as_json_with_the_right_headers() {
     let sent = &requests[0];
     assert_eq!(sent.method, "POST");
     assert_eq!(sent.path, "/oauth/token");
-    assert_eq!(sent.json(), given, "the body holds exactly the given fields");
-    assert_eq!(sent.header("content-type").as_deref(), Some("application/json"));
+    assert_eq!(
+        sent.json(),
+        given,
+        "the body holds exactly the given fields"
+    );
+    assert_eq!(
+        sent.header("content-type").as_deref(),
+        Some("application/json")
+    );
     assert_eq!(sent.header("accept").as_deref(), Some("application/json"));
     let agent = sent.header("user-agent").unwrap();
     assert!(
         agent.starts_with(&format!("procore-token-mcp/{}", env!("CARGO_PKG_VERSION"))),
         "{agent}"
     );
-    assert_eq!(sent.header("authorization"), None, "no Authorization header");
+    assert_eq!(
+        sent.header("authorization"),
+        None,
+        "no Authorization header"
+    );
 
     // A refresh sends its own field set: nothing added, nothing dropped.
     let given = refresh("rt-1");
@@ -58,9 +74,19 @@ async fn success_returns_the_upstream_body_verbatim_and_structured() {
     let (client, _logs) = against(&upstream).await;
     let result = call_token(&client, client_credentials()).await;
     assert!(!is_error(&result));
-    assert_eq!(text(&result), TOKEN_BODY, "byte for byte, spacing and order kept");
-    let structured = result.structured_content.clone().expect("structuredContent");
-    assert_eq!(structured, serde_json::from_str::<Value>(TOKEN_BODY).unwrap());
+    assert_eq!(
+        text(&result),
+        TOKEN_BODY,
+        "byte for byte, spacing and order kept"
+    );
+    let structured = result
+        .structured_content
+        .clone()
+        .expect("structuredContent");
+    assert_eq!(
+        structured,
+        serde_json::from_str::<Value>(TOKEN_BODY).unwrap()
+    );
     assert_eq!(result.content.len(), 1);
     client.cancel().await.unwrap();
 }
@@ -131,13 +157,22 @@ async fn rate_limit_names_retry_after() {
 async fn a_5xx_is_reported_once_and_never_retried() {
     let upstream = Upstream::start().await;
     let (client, _logs) = against(&upstream).await;
-    upstream.always(Reply::new(503, "<html><body>Service Unavailable</body></html>").header("content-type", "text/html"));
+    upstream.always(
+        Reply::new(503, "<html><body>Service Unavailable</body></html>")
+            .header("content-type", "text/html"),
+    );
     let result = call_token(&client, refresh("rt-5xx")).await;
     let message = text(&result);
     assert!(is_error(&result));
     assert!(message.contains("HTTP 503"), "{message}");
-    assert!(message.contains("<html><body>Service Unavailable</body></html>"), "{message}");
-    assert!(message.contains("old refresh token may already be consumed"), "{message}");
+    assert!(
+        message.contains("<html><body>Service Unavailable</body></html>"),
+        "{message}"
+    );
+    assert!(
+        message.contains("old refresh token may already be consumed"),
+        "{message}"
+    );
     // Give a retry every chance to happen before counting.
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(upstream.count(), 1, "exactly one request: no retry");
@@ -169,7 +204,11 @@ async fn redirects_are_not_followed() {
     assert!(is_error(&result));
     assert!(message.contains("HTTP 307"), "{message}");
     assert!(message.contains(&target), "names the Location: {message}");
-    assert_eq!(elsewhere.count(), 0, "the secret never went to the redirect target");
+    assert_eq!(
+        elsewhere.count(),
+        0,
+        "the secret never went to the redirect target"
+    );
     assert_eq!(upstream.count(), 1);
     client.cancel().await.unwrap();
 }
@@ -179,7 +218,9 @@ async fn timeout_covers_the_whole_exchange_and_warns_about_the_refresh_token() {
     init();
     let upstream = Upstream::start().await;
     let (client, _logs) = stdio_client(
-        &Launch::against(&upstream.url).arg("--timeout-secs").arg("1"),
+        &Launch::against(&upstream.url)
+            .arg("--timeout-secs")
+            .arg("1"),
     )
     .await;
     upstream.push(Reply::token().delayed(Duration::from_secs(5)));
@@ -190,8 +231,14 @@ async fn timeout_covers_the_whole_exchange_and_warns_about_the_refresh_token() {
     assert!(is_error(&result));
     assert!(message.contains("within 1s"), "{message}");
     assert!(message.contains(&upstream.url), "names the host: {message}");
-    assert!(message.contains("old refresh token may already"), "{message}");
-    assert!(elapsed < Duration::from_secs(4), "gave up at the timeout, took {elapsed:?}");
+    assert!(
+        message.contains("old refresh token may already"),
+        "{message}"
+    );
+    assert!(
+        elapsed < Duration::from_secs(4),
+        "gave up at the timeout, took {elapsed:?}"
+    );
     assert_eq!(upstream.count(), 1);
     client.cancel().await.unwrap();
 }
@@ -208,7 +255,10 @@ async fn connection_refused_says_nothing_was_sent() {
     let result = call_token(&client, refresh("rt-unsent")).await;
     let message = text(&result);
     assert!(is_error(&result));
-    assert!(message.contains(&format!("could not connect to http://127.0.0.1:{port}")), "{message}");
+    assert!(
+        message.contains(&format!("could not connect to http://127.0.0.1:{port}")),
+        "{message}"
+    );
     assert!(message.contains("Nothing reached Procore"), "{message}");
     client.cancel().await.unwrap();
 }
@@ -218,13 +268,34 @@ async fn bad_input_is_refused_before_anything_is_sent() {
     let upstream = Upstream::start().await;
     let (client, _logs) = against(&upstream).await;
     let cases = [
-        (json!({"grant_type": "authorization_code", "client_id": "a", "client_secret": "b", "redirect_uri": "urn:ietf:wg:oauth:2.0:oob"}), "needs code"),
-        (json!({"grant_type": "refresh_token", "client_id": "a", "client_secret": "b"}), "needs refresh_token"),
-        (json!({"grant_type": "implicit", "client_id": "a", "client_secret": "b"}), "unknown grant_type"),
-        (json!({"grant_type": "client_credentials"}), "client_id and client_secret are required"),
-        (json!({"grant_type": "client_credentials", "client_id": "a"}), "client_id and client_secret are required"),
-        (json!({"grant_type": 3, "client_id": "a", "client_secret": "b"}), "must be a string"),
-        (json!({"grant_type": "client_credentials", "client_id": "a", "client_secret": "b", "scope": "x"}), "unknown argument"),
+        (
+            json!({"grant_type": "authorization_code", "client_id": "a", "client_secret": "b", "redirect_uri": "urn:ietf:wg:oauth:2.0:oob"}),
+            "needs code",
+        ),
+        (
+            json!({"grant_type": "refresh_token", "client_id": "a", "client_secret": "b"}),
+            "needs refresh_token",
+        ),
+        (
+            json!({"grant_type": "implicit", "client_id": "a", "client_secret": "b"}),
+            "unknown grant_type",
+        ),
+        (
+            json!({"grant_type": "client_credentials"}),
+            "client_id and client_secret are required",
+        ),
+        (
+            json!({"grant_type": "client_credentials", "client_id": "a"}),
+            "client_id and client_secret are required",
+        ),
+        (
+            json!({"grant_type": 3, "client_id": "a", "client_secret": "b"}),
+            "must be a string",
+        ),
+        (
+            json!({"grant_type": "client_credentials", "client_id": "a", "client_secret": "b", "scope": "x"}),
+            "unknown argument",
+        ),
     ];
     for (arguments, expected) in cases {
         let result = call_token(&client, arguments.clone()).await;

@@ -158,8 +158,10 @@ impl ProcoreClient {
                 .body(body);
         }
         if let Some(token) = bearer {
-            let mut value = header::HeaderValue::try_from(format!("Bearer {token}"))
-                .map_err(|_| UpstreamError::Setup("the token is not a valid header value".into()))?;
+            let mut value =
+                header::HeaderValue::try_from(format!("Bearer {token}")).map_err(|_| {
+                    UpstreamError::Setup("the token is not a valid header value".into())
+                })?;
             value.set_sensitive(true);
             builder = builder.header(header::AUTHORIZATION, value);
         }

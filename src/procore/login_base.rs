@@ -29,7 +29,8 @@ pub enum LoginBaseError {
 
 impl LoginBase {
     pub fn parse(input: &str) -> Result<Self, LoginBaseError> {
-        let mut url = Url::parse(input.trim()).map_err(|_| LoginBaseError::NotAUrl(input.to_owned()))?;
+        let mut url =
+            Url::parse(input.trim()).map_err(|_| LoginBaseError::NotAUrl(input.to_owned()))?;
         if !url.username().is_empty()
             || url.password().is_some()
             || url.query().is_some()
@@ -44,7 +45,11 @@ impl LoginBase {
         match url.scheme() {
             "https" => {}
             "http" if is_loopback(&host) => {}
-            "http" => return Err(LoginBaseError::PlainHttp(url.origin().ascii_serialization())),
+            "http" => {
+                return Err(LoginBaseError::PlainHttp(
+                    url.origin().ascii_serialization(),
+                ));
+            }
             other => {
                 return Err(LoginBaseError::Scheme(
                     url.origin().ascii_serialization(),
@@ -90,7 +95,10 @@ mod tests {
     #[test]
     fn endpoints_join_below_the_base() {
         let base = LoginBase::parse("https://login.procore.com/").unwrap();
-        assert_eq!(base.endpoint("/oauth/token").as_str(), "https://login.procore.com/oauth/token");
+        assert_eq!(
+            base.endpoint("/oauth/token").as_str(),
+            "https://login.procore.com/oauth/token"
+        );
         let prefixed = LoginBase::parse("http://127.0.0.1:9000/procore").unwrap();
         assert_eq!(
             prefixed.endpoint("/oauth/token").as_str(),
@@ -101,11 +109,26 @@ mod tests {
 
     #[test]
     fn refuses_unsafe_or_odd_urls() {
-        assert!(matches!(LoginBase::parse("http://login.procore.com"), Err(LoginBaseError::PlainHttp(_))));
-        assert!(matches!(LoginBase::parse("ftp://login.procore.com"), Err(LoginBaseError::Scheme(..))));
-        assert!(matches!(LoginBase::parse("login.procore.com"), Err(LoginBaseError::NotAUrl(_))));
-        assert_eq!(LoginBase::parse("https://u:p@login.procore.com"), Err(LoginBaseError::Extras));
-        assert_eq!(LoginBase::parse("https://login.procore.com/?a=b"), Err(LoginBaseError::Extras));
+        assert!(matches!(
+            LoginBase::parse("http://login.procore.com"),
+            Err(LoginBaseError::PlainHttp(_))
+        ));
+        assert!(matches!(
+            LoginBase::parse("ftp://login.procore.com"),
+            Err(LoginBaseError::Scheme(..))
+        ));
+        assert!(matches!(
+            LoginBase::parse("login.procore.com"),
+            Err(LoginBaseError::NotAUrl(_))
+        ));
+        assert_eq!(
+            LoginBase::parse("https://u:p@login.procore.com"),
+            Err(LoginBaseError::Extras)
+        );
+        assert_eq!(
+            LoginBase::parse("https://login.procore.com/?a=b"),
+            Err(LoginBaseError::Extras)
+        );
         assert!(LoginBase::parse("http://127.0.0.2:1").is_ok());
         assert!(LoginBase::parse("http://[::1]:1").is_ok());
     }

@@ -24,10 +24,7 @@ pub enum ArgumentError {
 
 impl<'a> Arguments<'a> {
     /// Accept `object` if every key in it is one of `accepted`.
-    pub fn check(
-        object: Option<&'a JsonObject>,
-        accepted: &[&str],
-    ) -> Result<Self, ArgumentError> {
+    pub fn check(object: Option<&'a JsonObject>, accepted: &[&str]) -> Result<Self, ArgumentError> {
         if let Some(unknown) = object
             .into_iter()
             .flat_map(|o| o.keys())
@@ -93,7 +90,13 @@ mod tests {
         assert_eq!(err, ArgumentError::Unknown("scope".into(), "a".into()));
 
         let args = object(json!({"a": {"nested": "top-secret"}}));
-        let err = Arguments::check(Some(&args), &["a"]).unwrap().secret("a").unwrap_err();
-        assert_eq!(err.to_string(), "argument `a` must be a string, not an object");
+        let err = Arguments::check(Some(&args), &["a"])
+            .unwrap()
+            .secret("a")
+            .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "argument `a` must be a string, not an object"
+        );
     }
 }

@@ -100,7 +100,10 @@ pub fn token_failure(grant: GrantType, error: &UpstreamError) -> CallToolResult 
 fn hint(procore: &ProcoreClient, grant: GrantType, response: &UpstreamResponse) -> String {
     let status = response.status;
     if status.is_redirection() {
-        let target = response.location.as_deref().unwrap_or("(no Location header)");
+        let target = response
+            .location
+            .as_deref()
+            .unwrap_or("(no Location header)");
         return format!(
             "the login host redirected to {target}. Redirects are not followed, so no \
              secret is sent to another host; check --procore-env or --login-url."
@@ -117,8 +120,8 @@ fn hint(procore: &ProcoreClient, grant: GrantType, response: &UpstreamResponse) 
         );
     }
     if status.is_server_error() {
-        let mut text = "Procore's login host had a problem; try again in a little while."
-            .to_owned();
+        let mut text =
+            "Procore's login host had a problem; try again in a little while.".to_owned();
         if let Some(value) = &response.retry_after {
             text.push_str(&format!(" Retry-After says {value}."));
         }

@@ -239,13 +239,11 @@ pub fn prepare(
                  authorize request ({OOB_REDIRECT_URI} for headless apps)"
             )))
         }
-        GrantType::RefreshToken if request.refresh_token.is_none() => {
-            Err(ArgumentError::Invalid(
-                "grant_type=refresh_token needs refresh_token: the refresh_token from the \
+        GrantType::RefreshToken if request.refresh_token.is_none() => Err(ArgumentError::Invalid(
+            "grant_type=refresh_token needs refresh_token: the refresh_token from the \
                  latest token response"
-                    .into(),
-            ))
-        }
+                .into(),
+        )),
         _ => Ok(request),
     }
 }
@@ -255,7 +253,10 @@ pub async fn call(procore: &ProcoreClient, request: &TokenRequest) -> (CallToolR
     match procore.request_token(request).await {
         Ok(response) => {
             let status = response.status.as_u16().to_string();
-            (outcome::token_response(procore, request.grant_type, response), status)
+            (
+                outcome::token_response(procore, request.grant_type, response),
+                status,
+            )
         }
         Err(error) => {
             let kind = error.kind().to_owned();
@@ -292,14 +293,21 @@ mod tests {
         let held = held();
         let closed = definition(Some(&held));
         assert_eq!(closed.input_schema["required"], json!(["grant_type"]));
-        assert!(closed.description.unwrap().contains("holds the app's client_id"));
+        assert!(
+            closed
+                .description
+                .unwrap()
+                .contains("holds the app's client_id")
+        );
     }
 
     #[test]
     fn server_fills_only_what_the_caller_omits() {
         let held = held();
         let request = prepare(
-            Some(&args(json!({"grant_type": "client_credentials", "client_id": "mine"}))),
+            Some(&args(
+                json!({"grant_type": "client_credentials", "client_id": "mine"}),
+            )),
             Some(&held),
         )
         .unwrap();
@@ -310,17 +318,43 @@ mod tests {
     #[test]
     fn grant_rules_are_checked_before_sending() {
         let cases = [
-            (json!({"grant_type": "authorization_code", "client_id": "a", "client_secret": "b", "redirect_uri": "x"}), "needs code"),
-            (json!({"grant_type": "authorization_code", "client_id": "a", "client_secret": "b", "code": "c"}), "needs redirect_uri"),
-            (json!({"grant_type": "refresh_token", "client_id": "a", "client_secret": "b"}), "needs refresh_token"),
-            (json!({"grant_type": "password", "client_id": "a", "client_secret": "b"}), "unknown grant_type \"password\""),
-            (json!({"grant_type": "client_credentials"}), "client_id and client_secret are required"),
-            (json!({"client_id": "a", "client_secret": "b"}), "grant_type is required"),
-            (json!({"grant_type": "client_credentials", "client_id": "a", "client_secret": "b", "scope": "x"}), "unknown argument `scope`"),
-            (json!({"grant_type": "client_credentials", "client_id": "a", "client_secret": 7}), "`client_secret` must be a string"),
+            (
+                json!({"grant_type": "authorization_code", "client_id": "a", "client_secret": "b", "redirect_uri": "x"}),
+                "needs code",
+            ),
+            (
+                json!({"grant_type": "authorization_code", "client_id": "a", "client_secret": "b", "code": "c"}),
+                "needs redirect_uri",
+            ),
+            (
+                json!({"grant_type": "refresh_token", "client_id": "a", "client_secret": "b"}),
+                "needs refresh_token",
+            ),
+            (
+                json!({"grant_type": "password", "client_id": "a", "client_secret": "b"}),
+                "unknown grant_type \"password\"",
+            ),
+            (
+                json!({"grant_type": "client_credentials"}),
+                "client_id and client_secret are required",
+            ),
+            (
+                json!({"client_id": "a", "client_secret": "b"}),
+                "grant_type is required",
+            ),
+            (
+                json!({"grant_type": "client_credentials", "client_id": "a", "client_secret": "b", "scope": "x"}),
+                "unknown argument `scope`",
+            ),
+            (
+                json!({"grant_type": "client_credentials", "client_id": "a", "client_secret": 7}),
+                "`client_secret` must be a string",
+            ),
         ];
         for (input, expected) in cases {
-            let error = prepare(Some(&args(input.clone())), None).unwrap_err().to_string();
+            let error = prepare(Some(&args(input.clone())), None)
+                .unwrap_err()
+                .to_string();
             assert!(error.contains(expected), "{input}: {error}");
         }
     }

@@ -55,9 +55,9 @@ impl HostGuard {
     }
 
     fn matches(&self, host: &str, port: Option<u16>) -> bool {
-        self.allowed.iter().any(|allowed| {
-            allowed.host == host && (allowed.port.is_none() || allowed.port == port)
-        })
+        self.allowed
+            .iter()
+            .any(|allowed| allowed.host == host && (allowed.port.is_none() || allowed.port == port))
     }
 }
 
@@ -94,14 +94,23 @@ pub async fn check(State(guard): State<HostGuard>, request: Request, next: Next)
         .or_else(|| request.uri().authority().map(|a| a.as_str().to_owned()));
     let host_ok = host.as_deref().is_some_and(|host| guard.host_allowed(host));
     if !host_ok {
-        tracing::warn!(host = host.as_deref().unwrap_or("(none)"), "refused request: Host not allowed");
-        return forbidden("Host not allowed: this server only answers to its configured host names (see --allowed-host)");
+        tracing::warn!(
+            host = host.as_deref().unwrap_or("(none)"),
+            "refused request: Host not allowed"
+        );
+        return forbidden(
+            "Host not allowed: this server only answers to its configured host names (see --allowed-host)",
+        );
     }
     if let Some(origin) = headers.get(header::ORIGIN) {
-        let origin_ok = origin.to_str().is_ok_and(|origin| guard.origin_allowed(origin));
+        let origin_ok = origin
+            .to_str()
+            .is_ok_and(|origin| guard.origin_allowed(origin));
         if !origin_ok {
             tracing::warn!(origin = ?origin, "refused request: Origin not allowed");
-            return forbidden("Origin not allowed: browsers may reach this server only from an allowed host");
+            return forbidden(
+                "Origin not allowed: browsers may reach this server only from an allowed host",
+            );
         }
     }
     let mut response = next.run(request).await;
@@ -132,10 +141,25 @@ mod tests {
     #[test]
     fn hosts() {
         let guard = guard();
-        for ok in ["localhost", "localhost:8722", "127.0.0.1:1", "[::1]:8722", "[::1]", "MCP.example.com:8443"] {
+        for ok in [
+            "localhost",
+            "localhost:8722",
+            "127.0.0.1:1",
+            "[::1]:8722",
+            "[::1]",
+            "MCP.example.com:8443",
+        ] {
             assert!(guard.host_allowed(ok), "{ok}");
         }
-        for bad in ["evil.com", "evil.com:8722", "mcp.example.com", "mcp.example.com:443", "localhost.evil.com", "", "127.0.0.1:x"] {
+        for bad in [
+            "evil.com",
+            "evil.com:8722",
+            "mcp.example.com",
+            "mcp.example.com:443",
+            "localhost.evil.com",
+            "",
+            "127.0.0.1:x",
+        ] {
             assert!(!guard.host_allowed(bad), "{bad}");
         }
     }
@@ -143,10 +167,21 @@ mod tests {
     #[test]
     fn origins() {
         let guard = guard();
-        for ok in ["http://localhost:6274", "http://127.0.0.1", "http://[::1]:3000", "https://mcp.example.com:8443"] {
+        for ok in [
+            "http://localhost:6274",
+            "http://127.0.0.1",
+            "http://[::1]:3000",
+            "https://mcp.example.com:8443",
+        ] {
             assert!(guard.origin_allowed(ok), "{ok}");
         }
-        for bad in ["null", "http://evil.com", "https://mcp.example.com", "file:///x", "localhost"] {
+        for bad in [
+            "null",
+            "http://evil.com",
+            "https://mcp.example.com",
+            "file:///x",
+            "localhost",
+        ] {
             assert!(!guard.origin_allowed(bad), "{bad}");
         }
     }

@@ -27,7 +27,11 @@ pub const MCP_PATH: &str = "/mcp";
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(3);
 
 /// The whole HTTP application, ready to serve.
-pub fn router(server: ProcoreTokenServer, config: &HttpConfig, shutdown: &CancellationToken) -> Router {
+pub fn router(
+    server: ProcoreTokenServer,
+    config: &HttpConfig,
+    shutdown: &CancellationToken,
+) -> Router {
     let guard = HostGuard::new(&config.allowed_hosts);
     let mcp_config = StreamableHttpServerConfig::default()
         .with_allowed_hosts(config.allowed_hosts.iter().cloned())

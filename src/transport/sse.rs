@@ -92,7 +92,9 @@ impl Drop for SessionGuard {
 }
 
 /// `GET /sse`: open a session and stream its messages.
-pub async fn open(State(sessions): State<SseSessions>) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
+pub async fn open(
+    State(sessions): State<SseSessions>,
+) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
     let id = uuid::Uuid::new_v4().simple().to_string();
     let (to_server, from_client) = mpsc::channel::<ClientJsonRpcMessage>(CHANNEL_CAPACITY);
     let (to_client, from_server) = mpsc::channel::<ServerJsonRpcMessage>(CHANNEL_CAPACITY);
@@ -102,7 +104,10 @@ pub async fn open(State(sessions): State<SseSessions>) -> Sse<impl Stream<Item =
     let server = sessions.server.clone();
     let run_stop = session_stop.clone();
     tokio::spawn(async move {
-        if let Ok(running) = server.serve_with_ct((to_client, from_client), run_stop).await {
+        if let Ok(running) = server
+            .serve_with_ct((to_client, from_client), run_stop)
+            .await
+        {
             let _ = running.waiting().await;
         }
     });
@@ -142,14 +147,25 @@ pub async fn message(
     body: Bytes,
 ) -> Response {
     let Some(mut sender) = sessions.sender(&query.session_id) else {
-        return (StatusCode::NOT_FOUND, "unknown or expired sessionId; open a new stream at /sse")
+        return (
+            StatusCode::NOT_FOUND,
+            "unknown or expired sessionId; open a new stream at /sse",
+        )
             .into_response();
     };
     let message: ClientJsonRpcMessage = match serde_json::from_slice(&body) {
         Ok(message) => message,
         Err(error) => {
-            let code = if error.is_syntax() || error.is_eof() { -32700 } else { -32600 };
-            let text = if code == -32700 { "Parse error: the body is not JSON" } else { "Invalid Request: not a JSON-RPC 2.0 message" };
+            let code = if error.is_syntax() || error.is_eof() {
+                -32700
+            } else {
+                -32600
+            };
+            let text = if code == -32700 {
+                "Parse error: the body is not JSON"
+            } else {
+                "Invalid Request: not a JSON-RPC 2.0 message"
+            };
             return (
                 StatusCode::BAD_REQUEST,
                 Json(serde_json::json!({
@@ -164,6 +180,10 @@ pub async fn message(
     use futures::SinkExt;
     match sender.send(message).await {
         Ok(()) => StatusCode::ACCEPTED.into_response(),
-        Err(_) => (StatusCode::NOT_FOUND, "session closed; open a new stream at /sse").into_response(),
+        Err(_) => (
+            StatusCode::NOT_FOUND,
+            "session closed; open a new stream at /sse",
+        )
+            .into_response(),
     }
 }

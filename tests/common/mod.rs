@@ -155,7 +155,9 @@ impl Upstream {
 
 async fn record_and_reply(State(state): State<Arc<UpstreamState>>, request: Request) -> Response {
     let (parts, body) = request.into_parts();
-    let body = axum::body::to_bytes(body, usize::MAX).await.unwrap_or_default();
+    let body = axum::body::to_bytes(body, usize::MAX)
+        .await
+        .unwrap_or_default();
     state.requests.lock().unwrap().push(Recorded {
         method: parts.method.to_string(),
         path: parts.uri.path().to_owned(),
@@ -286,7 +288,10 @@ impl HttpServer {
             .arg("--listen")
             .arg("127.0.0.1:0")
             .command();
-        command.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::piped());
+        command
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
         let mut child = command.spawn().expect("spawn the server");
         let logs = Logs::follow(child.stderr.take().expect("stderr"));
         let line = logs.wait_for("listening: streamable HTTP at ").await;
@@ -313,7 +318,9 @@ impl HttpServer {
         let transport = StreamableHttpClientTransport::from_config(
             StreamableHttpClientTransportConfig::with_uri(self.mcp_url()),
         );
-        ().serve(transport).await.expect("initialize over streamable HTTP")
+        ().serve(transport)
+            .await
+            .expect("initialize over streamable HTTP")
     }
 
     /// rmcp's streamable HTTP client, stateless 2026-07-28 requests after `server/discover`.

@@ -40,7 +40,9 @@ impl SseParser {
                 if !self.current.data.is_empty() {
                     self.current.data.push('\n');
                 }
-                self.current.data.push_str(value.strip_prefix(' ').unwrap_or(value));
+                self.current
+                    .data
+                    .push_str(value.strip_prefix(' ').unwrap_or(value));
             }
         }
         events
@@ -50,7 +52,10 @@ impl SseParser {
 /// Open the event stream at `sse_url`; return rmcp's transport halves.
 pub async fn connect(
     sse_url: &str,
-) -> (mpsc::Sender<ClientJsonRpcMessage>, mpsc::Receiver<ServerJsonRpcMessage>) {
+) -> (
+    mpsc::Sender<ClientJsonRpcMessage>,
+    mpsc::Receiver<ServerJsonRpcMessage>,
+) {
     let http = reqwest::Client::new();
     let response = http
         .get(sse_url)
@@ -90,10 +95,10 @@ pub async fn connect(
         }
         while let Some(Ok(chunk)) = bytes.next().await {
             for event in parser.feed(&chunk) {
-                if let Some(message) = deliver(event) {
-                    if to_rmcp.send(message).await.is_err() {
-                        return;
-                    }
+                if let Some(message) = deliver(event)
+                    && to_rmcp.send(message).await.is_err()
+                {
+                    return;
                 }
             }
         }

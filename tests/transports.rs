@@ -1,0 +1,273 @@
+//! Every transport through the real binary and rmcp's client: stdio, streamable HTTP in
+//! both protocol eras, the old HTTP+SSE endpoints; Host/Origin refusal on each endpoint;
+//! stdio's clean stdout and exit; graceful stop on SIGTERM and SIGINT.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+mod common;
+
+use std::{process::Stdio, time::Duration};
+
+use common::*;
+use serde_json::Value;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+/// The checks every transport must pass: identity, instructions, tool list, a token call.
+async fn exercise(client: &Client, upstream: &Upstream) {
+    let tools = client.list_all_tools().await.unwrap();
+    assert_eq!(tools.len(), 1);
+    assert_eq!(tools[0].name, TOOL);
+    let before = upstream.count();
+    let result = call_token(client, client_credentials()).await;
+    assert!(!is_error(&result), "{}", text(&result));
+    assert_eq!(text(&result), TOKEN_BODY);
+    assert_eq!(upstream.count(), before + 1);
+}
+
+fn assert_identity(client: &Client) {
+    let info = client.peer_info().expect("server info after initialize");
+    let implementation = info.server_info.clone().expect("serverInfo");
+    assert_eq!(implementation.name, "procore-token-mcp");
+    assert_eq!(implementation.version, env!("CARGO_PKG_VERSION"));
+    let instructions = info.instructions.clone().unwrap_or_default();
+    assert!(instructions.contains(TOOL), "{instructions}");
+}
+
+#[tokio::test]
+async fn stdio_serves_the_tool() {
+    init();
+    let upstream = Upstream::start().await;
+    let (client, _logs) = stdio_client(&Launch::against(&upstream.url)).await;
+    assert_identity(&client);
+    exercise(&client, &upstream).await;
+    client.cancel().await.unwrap();
+}
+
+#[tokio::test]
+async fn stdio_stdout_carries_only_json_rpc_and_exits_0_when_stdin_closes() {
+    init();
+    let upstream = Upstream::start().await;
+    let mut command = Launch::against(&upstream.url)
+        .env("RUST_LOG", "trace")
+        .command();
+    command
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = command.spawn().unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let messages = [
+        r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"raw","version":"1"}}}"#,
+        r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#,
+        r#"{"jsonrpc":"2.0","id":2,"method":"tools/list"}"#,
+        r#"{"jsonrpc":"2.0","id":3,"method":"tools/call","params":{"name":"get_or_refresh_an_access_token","arguments":{"grant_type":"client_credentials","client_id":"a","client_secret":"b"}}}"#,
+    ];
+    for message in messages {
+        stdin.write_all(message.as_bytes()).await.unwrap();
+        stdin.write_all(b"\n").await.unwrap();
+    }
+    let mut stdout = child.stdout.take().unwrap();
+    // Read until the call's answer (id 3) has arrived, then close stdin.
+    let mut output = String::new();
+    let mut buffer = [0u8; 4096];
+    while !output.contains(r#""id":3"#) {
+        let read = tokio::time::timeout(Duration::from_secs(10), stdout.read(&mut buffer))
+            .await
+            .expect("answers arrive")
+            .unwrap();
+        assert!(read > 0, "stdout closed early: {output}");
+        output.push_str(&String::from_utf8_lossy(&buffer[..read]));
+    }
+    drop(stdin);
+    let status = tokio::time::timeout(Duration::from_secs(5), child.wait())
+        .await
+        .expect("exits after stdin closes")
+        .unwrap();
+    assert_eq!(status.code(), Some(0));
+    let mut rest = String::new();
+    stdout.read_to_string(&mut rest).await.unwrap();
+    output.push_str(&rest);
+
+    let lines: Vec<&str> = output.lines().collect();
+    assert_eq!(lines.len(), 3, "one line per answer: {output}");
+    for line in lines {
+        let message: Value = serde_json::from_str(line).expect("every stdout line is JSON");
+        assert_eq!(message["jsonrpc"], "2.0", "{line}");
+    }
+    let mut stderr = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut stderr)
+        .await
+        .unwrap();
+    assert!(stderr.contains("tool call"), "logs go to stderr: {stderr}");
+}
+
+#[tokio::test]
+async fn streamable_http_serves_legacy_sessions() {
+    init();
+    let upstream = Upstream::start().await;
+    let server = HttpServer::start(&Launch::against(&upstream.url)).await;
+    let client = server.legacy_client().await;
+    assert_identity(&client);
+    exercise(&client, &upstream).await;
+    client.cancel().await.unwrap();
+}
+
+#[tokio::test]
+async fn streamable_http_serves_stateless_2026_07_28_requests() {
+    init();
+    let upstream = Upstream::start().await;
+    let server = HttpServer::start(&Launch::against(&upstream.url)).await;
+    let client = server.modern_client().await;
+    exercise(&client, &upstream).await;
+    client.cancel().await.unwrap();
+}
+
+#[tokio::test]
+async fn old_sse_endpoints_serve_the_2024_11_05_transport() {
+    init();
+    let upstream = Upstream::start().await;
+    let server = HttpServer::start(&Launch::against(&upstream.url)).await;
+    let client = server.sse_client().await;
+    assert_identity(&client);
+    exercise(&client, &upstream).await;
+    client.cancel().await.unwrap();
+}
+
+#[tokio::test]
+async fn posting_to_an_unknown_sse_session_is_404() {
+    init();
+    let server = HttpServer::start(&Launch::default()).await;
+    let response = reqwest::Client::new()
+        .post(format!("{}/message?sessionId=nope", server.base))
+        .body(r#"{"jsonrpc":"2.0","id":1,"method":"ping"}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 404);
+}
+
+const INITIALIZE: &str = r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"raw","version":"1"}}}"#;
+
+async fn post_mcp(server: &HttpServer, headers: &[(&str, &str)]) -> reqwest::StatusCode {
+    let mut request = reqwest::Client::new()
+        .post(server.mcp_url())
+        .header("content-type", "application/json")
+        .header("accept", "application/json, text/event-stream")
+        .body(INITIALIZE);
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    request.send().await.unwrap().status()
+}
+
+#[tokio::test]
+async fn foreign_host_or_origin_is_refused_on_every_endpoint() {
+    init();
+    let server = HttpServer::start(&Launch::default()).await;
+    let http = reqwest::Client::new();
+    let evil_host = [("host", "evil.example:80")];
+    let evil_origin = [("origin", "http://evil.example")];
+
+    for headers in [&evil_host[..], &evil_origin[..]] {
+        assert_eq!(
+            post_mcp(&server, headers).await,
+            403,
+            "/mcp with {headers:?}"
+        );
+
+        let mut sse = http
+            .get(server.sse_url())
+            .header("accept", "text/event-stream");
+        let mut message = http
+            .post(format!("{}/message?sessionId=x", server.base))
+            .body(r#"{"jsonrpc":"2.0","id":1,"method":"ping"}"#);
+        for (name, value) in headers {
+            sse = sse.header(*name, *value);
+            message = message.header(*name, *value);
+        }
+        assert_eq!(
+            sse.send().await.unwrap().status(),
+            403,
+            "/sse with {headers:?}"
+        );
+        assert_eq!(
+            message.send().await.unwrap().status(),
+            403,
+            "/message with {headers:?}"
+        );
+    }
+    assert_eq!(post_mcp(&server, &[("origin", "null")]).await, 403);
+    // Loopback hosts and origins pass.
+    assert_eq!(post_mcp(&server, &[]).await, 200);
+    assert_eq!(
+        post_mcp(&server, &[("origin", "http://localhost:6274")]).await,
+        200
+    );
+}
+
+#[tokio::test]
+async fn allowed_host_widens_the_list() {
+    init();
+    let server = HttpServer::start(
+        &Launch::default()
+            .arg("--allowed-host")
+            .arg("mcp.example.com"),
+    )
+    .await;
+    assert_eq!(post_mcp(&server, &[("host", "mcp.example.com")]).await, 200);
+    assert_eq!(
+        post_mcp(&server, &[("origin", "https://mcp.example.com")]).await,
+        200
+    );
+    assert_eq!(
+        post_mcp(&server, &[("host", "other.example.com")]).await,
+        403
+    );
+    assert_eq!(
+        post_mcp(&server, &[("host", "localhost")]).await,
+        200,
+        "loopback stays allowed"
+    );
+}
+
+async fn stops_on(signal: &str) {
+    init();
+    let mut server = HttpServer::start(&Launch::default()).await;
+    // A long-lived old-SSE stream must not hold the shutdown up.
+    let _stream = reqwest::Client::new()
+        .get(server.sse_url())
+        .header("accept", "text/event-stream")
+        .send()
+        .await
+        .unwrap();
+    let pid = server.child.id().unwrap();
+    let sent = std::process::Command::new("kill")
+        .args([format!("-{signal}"), pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(sent.success());
+    let status = tokio::time::timeout(Duration::from_secs(5), server.child.wait())
+        .await
+        .expect("stopped within 5 s")
+        .unwrap();
+    assert_eq!(status.code(), Some(0), "clean exit on {signal}");
+    server.logs.wait_for("shutting down").await;
+}
+
+#[tokio::test]
+async fn sigterm_stops_gracefully() {
+    stops_on("TERM").await;
+}
+
+#[tokio::test]
+async fn sigint_stops_gracefully() {
+    stops_on("INT").await;
+}
