@@ -4,7 +4,7 @@
 //! client secret is read from the environment only (a command line is visible to every user
 //! of the machine) and never printed.
 
-use std::{net::SocketAddr, time::Duration};
+use std::{net::SocketAddr, path::PathBuf, time::Duration};
 
 use clap::{Args, Parser, ValueEnum};
 
@@ -126,6 +126,19 @@ pub struct ServeArgs {
     #[arg(long, env = "PROCORE_TIMEOUT_SECS", default_value_t = 30,
           value_parser = clap::value_parser!(u64).range(1..=600))]
     pub timeout_secs: u64,
+
+    /// Keep every token response in this file (created 0600, its directory 0700), one
+    /// current pair per (login host, client_id); refreshes may then omit refresh_token.
+    /// Several server processes may share one store.
+    #[arg(long, env = "PROCORE_TOKEN_STORE", value_name = "PATH")]
+    pub token_store: Option<PathBuf>,
+
+    /// With a token store: for this many seconds after the store rotated a refresh token, a
+    /// retry with the old token gets the stored new pair instead of a request Procore would
+    /// refuse.
+    #[arg(long, env = "PROCORE_REUSE_WINDOW_SECS", default_value_t = 120,
+          value_parser = clap::value_parser!(u64).range(0..=3600))]
+    pub reuse_window_secs: u64,
 }
 
 /// The application's credentials, held by the server so callers need not pass them.
@@ -159,6 +172,9 @@ pub struct Config {
     pub timeout: Duration,
     pub held: Option<HeldCredentials>,
     pub transport: TransportConfig,
+    /// The token store's path, when one is configured.
+    pub token_store: Option<PathBuf>,
+    pub reuse_window: Duration,
 }
 
 /// Why the configuration cannot be used.
@@ -209,6 +225,8 @@ impl Config {
             timeout: Duration::from_secs(args.timeout_secs),
             held,
             transport,
+            token_store: args.token_store.clone(),
+            reuse_window: Duration::from_secs(args.reuse_window_secs),
         })
     }
 }

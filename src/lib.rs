@@ -5,9 +5,11 @@
 //! retries) → the Procore login host. Each step knows only the next one.
 
 pub mod config;
+pub mod exchange;
 pub mod logging;
 pub mod procore;
 pub mod secret;
+pub mod store;
 pub mod tls;
 pub mod tools;
 pub mod transport;

@@ -5,8 +5,10 @@ use std::process::ExitCode;
 use clap::Parser;
 use procore_token_mcp::{
     config::{Cli, Config, TransportConfig},
+    exchange::{StoreSettings, TokenExchange},
     logging,
     procore::ProcoreClient,
+    store::TokenStore,
     tools::ProcoreTokenServer,
     transport,
 };
@@ -22,6 +24,19 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    let store = match &config.token_store {
+        Some(path) => match TokenStore::open(path) {
+            Ok(store) => Some(StoreSettings {
+                store,
+                reuse_window: config.reuse_window,
+            }),
+            Err(error) => {
+                eprintln!("procore-token-mcp: {error}");
+                return ExitCode::from(2);
+            }
+        },
+        None => None,
+    };
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -32,7 +47,7 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(run(config)) {
+    match runtime.block_on(run(config, store)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             eprintln!("procore-token-mcp: {error:#}");
@@ -41,16 +56,18 @@ fn main() -> ExitCode {
     }
 }
 
-async fn run(config: Config) -> anyhow::Result<()> {
+async fn run(config: Config, store: Option<StoreSettings>) -> anyhow::Result<()> {
     tracing::info!(
         version = env!("CARGO_PKG_VERSION"),
         login_host = %config.login.origin(),
         environment = config.environment,
         credentials_held = config.held.is_some(),
+        token_store = store.as_ref().map(|s| s.store.path().display().to_string()),
         "procore-token-mcp starting"
     );
     let procore = ProcoreClient::new(config.login.clone(), config.timeout);
-    let server = ProcoreTokenServer::new(procore, config.held.clone());
+    let exchange = TokenExchange::new(procore, store);
+    let server = ProcoreTokenServer::new(exchange, config.held.clone());
     match &config.transport {
         TransportConfig::Stdio => transport::stdio::serve(server).await,
         TransportConfig::Http(http) => {

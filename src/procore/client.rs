@@ -40,6 +40,16 @@ pub struct UpstreamResponse {
     pub elapsed: Duration,
 }
 
+impl UpstreamResponse {
+    /// A 2xx answer whose body is a JSON object with a string `access_token`.
+    pub fn is_token_response(&self) -> bool {
+        self.status.is_success()
+            && serde_json::from_slice::<serde_json::Value>(&self.body)
+                .ok()
+                .is_some_and(|body| body.get("access_token").is_some_and(|t| t.is_string()))
+    }
+}
+
 /// Why no complete answer came back. None of these texts contains a secret.
 #[derive(Debug, thiserror::Error)]
 pub enum UpstreamError {

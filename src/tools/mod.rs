@@ -19,7 +19,7 @@ use rmcp::{
     service::RequestContext,
 };
 
-use crate::{config::HeldCredentials, procore::ProcoreClient};
+use crate::{config::HeldCredentials, exchange::TokenExchange};
 
 const INSTRUCTIONS: &str = "\
 This server obtains Procore OAuth 2.0 access tokens with the tool \
@@ -30,6 +30,15 @@ that replaces the old one, which stops working at once: keep the newest, send it
 never refresh twice in parallel. Failures come back as tool errors with Procore's answer and \
 a hint.";
 
+/// What this server was started with, as far as tool definitions care.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Capabilities {
+    /// `PROCORE_CLIENT_ID` and `PROCORE_CLIENT_SECRET` are held by the server.
+    pub credentials_held: bool,
+    /// A token store is configured.
+    pub token_store: bool,
+}
+
 /// The server handler shared by every session and transport.
 #[derive(Clone)]
 pub struct ProcoreTokenServer {
@@ -37,18 +46,24 @@ pub struct ProcoreTokenServer {
 }
 
 struct ServerState {
-    procore: ProcoreClient,
+    exchange: TokenExchange,
     held: Option<HeldCredentials>,
+    capabilities: Capabilities,
     tools: Vec<Tool>,
 }
 
 impl ProcoreTokenServer {
-    pub fn new(procore: ProcoreClient, held: Option<HeldCredentials>) -> Self {
-        let tools = vec![token::definition(held.as_ref())];
+    pub fn new(exchange: TokenExchange, held: Option<HeldCredentials>) -> Self {
+        let capabilities = Capabilities {
+            credentials_held: held.is_some(),
+            token_store: exchange.store().is_some(),
+        };
+        let tools = vec![token::definition(capabilities)];
         Self {
             inner: Arc::new(ServerState {
-                procore,
+                exchange,
                 held,
+                capabilities,
                 tools,
             }),
         }
@@ -65,10 +80,14 @@ impl ProcoreTokenServer {
         let state = &self.inner;
         let tool = params.name.as_ref();
         let (result, grant, outcome) = match tool {
-            token::NAME => match token::prepare(params.arguments.as_ref(), state.held.as_ref()) {
+            token::NAME => match token::prepare(
+                params.arguments.as_ref(),
+                state.held.as_ref(),
+                state.capabilities.token_store,
+            ) {
                 Ok(request) => {
                     let grant = request.grant_type.as_str();
-                    let (result, outcome) = token::call(&state.procore, &request).await;
+                    let (result, outcome) = token::call(&state.exchange, request).await;
                     (result, grant, outcome)
                 }
                 Err(error) => (

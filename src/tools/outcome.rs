@@ -6,16 +6,22 @@
 use rmcp::model::{CallToolResult, ContentBlock};
 use serde_json::Value;
 
-use crate::procore::{GrantType, ProcoreClient, UpstreamError, UpstreamResponse};
+use crate::{
+    procore::{GrantType, ProcoreClient, UpstreamError, UpstreamResponse},
+    secret::Secret,
+};
+
+/// The `_meta` key marking a result answered from the token store.
+pub const REPLAYED_META: &str = "io.github.procore-token-mcp/replayed-from-store";
 
 /// A 2xx token response becomes the result; anything else becomes an error result.
 pub fn token_response(
     procore: &ProcoreClient,
     grant: GrantType,
-    response: UpstreamResponse,
+    response: &UpstreamResponse,
 ) -> CallToolResult {
     if !response.status.is_success() {
-        return upstream_status_error(procore, &format!("{grant} token request"), grant, &response);
+        return upstream_status_error(procore, &format!("{grant} token request"), grant, response);
     }
     let origin = procore.base().origin();
     let status = response.status;
@@ -28,13 +34,9 @@ pub fn token_response(
             consumed_note(grant)
         ));
     };
-    match serde_json::from_str::<Value>(text) {
-        Ok(value @ Value::Object(_)) if value.get("access_token").is_some_and(Value::is_string) => {
-            let mut result = CallToolResult::structured(value);
-            result.content = vec![ContentBlock::text(text)];
-            result
-        }
-        _ => error_text(format!(
+    match verbatim_token(text) {
+        Some(result) => result,
+        None => error_text(format!(
             "Procore's login host ({origin}) answered HTTP {status} to the {grant} token \
              request, but the body is not a token response (a JSON object with \
              access_token). Body as received:\n{text}\n\nHint: check that the login URL \
@@ -42,6 +44,53 @@ pub fn token_response(
             consumed_note(grant)
         )),
     }
+}
+
+/// A token response as the result: the text verbatim, the parsed object as structured
+/// content; `None` unless it is a JSON object with a string `access_token`.
+fn verbatim_token(text: &str) -> Option<CallToolResult> {
+    match serde_json::from_str::<Value>(text) {
+        Ok(value @ Value::Object(_)) if value.get("access_token").is_some_and(Value::is_string) => {
+            let mut result = CallToolResult::structured(value);
+            result.content = vec![ContentBlock::text(text)];
+            Some(result)
+        }
+        _ => None,
+    }
+}
+
+/// The stored successor of a refresh token this store rotated moments ago.
+pub fn replayed(body: &Secret, rotated_secs_ago: u64) -> CallToolResult {
+    match verbatim_token(body.expose()) {
+        Some(mut result) => {
+            let mut meta = rmcp::model::MetaObject::new();
+            meta.0.insert(
+                REPLAYED_META.into(),
+                serde_json::json!({ "rotated_secs_ago": rotated_secs_ago }),
+            );
+            result.meta = Some(meta);
+            result
+        }
+        None => error_text(
+            "the stored token pair could not be read back as a token response; nothing was \
+             sent to Procore"
+                .into(),
+        ),
+    }
+}
+
+/// Add to a successful result that the new pair could not be stored.
+pub fn warn_unstored(result: &mut CallToolResult, error: &str) {
+    result.content.push(ContentBlock::text(format!(
+        "Warning: this token pair could not be written to the token store ({error}). The \
+         refresh token above is now the only valid one: keep it, and pass it explicitly in the \
+         next refresh."
+    )));
+}
+
+/// A call refused before anything was sent.
+pub fn refused(reason: &str) -> CallToolResult {
+    error_text(format!("Nothing was sent to Procore: {reason}."))
 }
 
 /// Any non-2xx answer from the login host, for the request described by `what`.

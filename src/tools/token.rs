@@ -10,12 +10,14 @@ use rmcp::model::{CallToolResult, JsonObject, Tool, ToolAnnotations};
 use serde_json::{Value, json};
 
 use super::{
+    Capabilities,
     arguments::{ArgumentError, Arguments},
     outcome,
 };
 use crate::{
     config::HeldCredentials,
-    procore::{GrantType, OOB_REDIRECT_URI, ProcoreClient, TokenRequest},
+    exchange::{Outcome, TokenExchange},
+    procore::{GrantType, OOB_REDIRECT_URI, TokenRequest},
 };
 
 pub const NAME: &str = "get_or_refresh_an_access_token";
@@ -54,13 +56,22 @@ failure the result is an error with Procore's HTTP status, its response body and
 const HELD_NOTE: &str = "\n\nThis server holds the app's client_id and client_secret: \
 omit both and it fills them in, so the secret never passes through the conversation.";
 
+const STORE_NOTE: &str = "\n\nThis server keeps a token store: every token response is \
+saved before it is returned. With grant_type=refresh_token you may omit refresh_token and \
+the stored one is used. Concurrent refreshes of one token become a single request, and a \
+retry with a refresh token the store rotated moments ago returns the stored new pair instead \
+of failing.";
+
 /// The tool as published in `tools/list`.
-pub fn definition(held: Option<&HeldCredentials>) -> Tool {
-    let description = match held {
-        Some(_) => format!("{DESCRIPTION}{HELD_NOTE}"),
-        None => DESCRIPTION.to_owned(),
-    };
-    Tool::new(NAME, description, input_schema(held.is_some()))
+pub fn definition(capabilities: Capabilities) -> Tool {
+    let mut description = DESCRIPTION.to_owned();
+    if capabilities.credentials_held {
+        description.push_str(HELD_NOTE);
+    }
+    if capabilities.token_store {
+        description.push_str(STORE_NOTE);
+    }
+    Tool::new(NAME, description, input_schema(capabilities))
         .with_title(TITLE)
         .with_raw_output_schema(Arc::new(output_schema()))
         .with_annotations(
@@ -72,8 +83,22 @@ pub fn definition(held: Option<&HeldCredentials>) -> Tool {
         )
 }
 
-fn input_schema(credentials_held: bool) -> JsonObject {
-    let (client_id, client_secret, required) = if credentials_held {
+fn input_schema(capabilities: Capabilities) -> JsonObject {
+    let refresh_token = if capabilities.token_store {
+        "The refresh_token from the most recent token response. Needed with \
+         grant_type=refresh_token, but optional here: when omitted, the refresh token held in \
+         this server's token store is used. Single use: Procore invalidates it the moment it \
+         receives it and returns its successor, which the store keeps. Sending an old one \
+         gives invalid_grant, unless this store rotated it within the reuse window, in which \
+         case the stored new pair is returned."
+    } else {
+        "The refresh_token from the most recent token response. Required with \
+         grant_type=refresh_token. Single use: Procore invalidates it the moment it receives \
+         it and returns its successor, which must replace it. Sending an old one, or the same \
+         one from two refreshes at once, gives invalid_grant and the user must authorize \
+         again."
+    };
+    let (client_id, client_secret, required) = if capabilities.credentials_held {
         (
             "Optional: this server holds the application's Client ID and uses it when this \
              field is omitted. If given, it is sent as given, and it must belong to the same \
@@ -130,14 +155,7 @@ fn input_schema(credentials_held: bool) -> JsonObject {
                     grant_type=authorization_code; Procore's examples also send it when \
                     refreshing. A mismatch gives invalid_grant."
             },
-            "refresh_token": {
-                "type": "string",
-                "description": "The refresh_token from the most recent token response. \
-                    Required with grant_type=refresh_token. Single use: Procore invalidates \
-                    it the moment it receives it and returns its successor, which must \
-                    replace it. Sending an old one, or the same one from two refreshes at \
-                    once, gives invalid_grant and the user must authorize again."
-            }
+            "refresh_token": { "type": "string", "description": refresh_token }
         },
         "required": required,
         "additionalProperties": false
@@ -185,9 +203,13 @@ fn output_schema() -> JsonObject {
 }
 
 /// A checked call of this tool: the request to send.
+///
+/// With `token_store`, a refresh without `refresh_token` is accepted here; [`call`] fills
+/// it from the store.
 pub fn prepare(
     arguments: Option<&JsonObject>,
     held: Option<&HeldCredentials>,
+    token_store: bool,
 ) -> Result<TokenRequest, ArgumentError> {
     let args = Arguments::check(arguments, &FIELDS)?;
     let grant_type = match args.string("grant_type")? {
@@ -239,29 +261,72 @@ pub fn prepare(
                  authorize request ({OOB_REDIRECT_URI} for headless apps)"
             )))
         }
-        GrantType::RefreshToken if request.refresh_token.is_none() => Err(ArgumentError::Invalid(
-            "grant_type=refresh_token needs refresh_token: the refresh_token from the \
+        GrantType::RefreshToken if request.refresh_token.is_none() && !token_store => {
+            Err(ArgumentError::Invalid(
+                "grant_type=refresh_token needs refresh_token: the refresh_token from the \
                  latest token response"
-                .into(),
-        )),
+                    .into(),
+            ))
+        }
         _ => Ok(request),
     }
 }
 
-/// Send the request once and turn the answer into the tool result.
-pub async fn call(procore: &ProcoreClient, request: &TokenRequest) -> (CallToolResult, String) {
-    match procore.request_token(request).await {
-        Ok(response) => {
-            let status = response.status.as_u16().to_string();
-            (
-                outcome::token_response(procore, request.grant_type, response),
-                status,
-            )
+/// Send the request (once, through the exchange) and turn the outcome into the tool result
+/// and a short label for the log line.
+pub async fn call(exchange: &TokenExchange, mut request: TokenRequest) -> (CallToolResult, String) {
+    if request.grant_type == GrantType::RefreshToken && request.refresh_token.is_none() {
+        match exchange.stored_pair(Some(&request.client_id)) {
+            Ok(Some(pair)) if pair.token("refresh_token").is_some() => {
+                request.refresh_token = pair.token("refresh_token");
+            }
+            Ok(_) => {
+                return (
+                    outcome::refused(&format!(
+                        "grant_type=refresh_token without refresh_token, and the token store \
+                         holds no refresh token for client {} at {}: pass refresh_token, or \
+                         get a first pair with grant_type=authorization_code",
+                        request.client_id,
+                        exchange.login_host()
+                    )),
+                    "invalid_arguments".into(),
+                );
+            }
+            Err(error) => {
+                return (
+                    outcome::refused(&format!("the token store could not be read: {error}")),
+                    "store_unavailable".into(),
+                );
+            }
         }
-        Err(error) => {
-            let kind = error.kind().to_owned();
-            (outcome::token_failure(request.grant_type, &error), kind)
+    }
+    let grant = request.grant_type;
+    let procore = exchange.procore();
+    match exchange.exchange(request).await.as_ref() {
+        Outcome::Answered {
+            response,
+            store_error,
+        } => {
+            let mut result = outcome::token_response(procore, grant, response);
+            if let Some(error) = store_error {
+                outcome::warn_unstored(&mut result, error);
+            }
+            (result, response.status.as_u16().to_string())
         }
+        Outcome::Replayed {
+            body,
+            rotated_secs_ago,
+        } => (
+            outcome::replayed(body, *rotated_secs_ago),
+            "replayed_from_store".into(),
+        ),
+        Outcome::Failed(error) => (outcome::token_failure(grant, error), error.kind().into()),
+        Outcome::StoreUnavailable(error) => (
+            outcome::refused(&format!(
+                "the token store could not be used, so nothing was sent to Procore: {error}"
+            )),
+            "store_unavailable".into(),
+        ),
     }
 }
 
@@ -285,13 +350,15 @@ mod tests {
 
     #[test]
     fn required_list_depends_on_held_credentials() {
-        let open = definition(None);
+        let open = definition(Capabilities::default());
         assert_eq!(
             open.input_schema["required"],
             json!(["grant_type", "client_id", "client_secret"])
         );
-        let held = held();
-        let closed = definition(Some(&held));
+        let closed = definition(Capabilities {
+            credentials_held: true,
+            token_store: false,
+        });
         assert_eq!(closed.input_schema["required"], json!(["grant_type"]));
         assert!(
             closed
@@ -309,6 +376,7 @@ mod tests {
                 json!({"grant_type": "client_credentials", "client_id": "mine"}),
             )),
             Some(&held),
+            false,
         )
         .unwrap();
         assert_eq!(request.client_id, "mine");
@@ -352,7 +420,7 @@ mod tests {
             ),
         ];
         for (input, expected) in cases {
-            let error = prepare(Some(&args(input.clone())), None)
+            let error = prepare(Some(&args(input.clone())), None, false)
                 .unwrap_err()
                 .to_string();
             assert!(error.contains(expected), "{input}: {error}");

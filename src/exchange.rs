@@ -1,0 +1,275 @@
+//! One token exchange with Procore (a grant traded for tokens), made safe for single-use
+//! codes and refresh tokens.
+//!
+//! - Identical concurrent requests become one upstream request (single flight); every
+//!   caller gets that one answer.
+//! - The request runs to completion in its own task, even when every caller goes away, so
+//!   an answer Procore sends is never dropped by a cancelled call.
+//! - With a token store, the exchange runs under the store's cross-process lock; every
+//!   successful answer is written durably before any caller sees it; and a refresh with a
+//!   token this store rotated within the reuse window gets the stored successor pair
+//!   instead of a request Procore would refuse.
+//! - Nothing is ever retried.
+
+use std::{
+    collections::HashMap,
+    sync::{Arc, Mutex},
+    time::Duration,
+};
+
+use futures::{FutureExt, future::Shared};
+
+use crate::{
+    procore::{GrantType, ProcoreClient, TokenRequest, UpstreamError, UpstreamResponse},
+    secret::Secret,
+    store::{
+        Rotation, StoreContents, StoreError, StoredPair, TokenStore, credentials_sha256,
+        sha256_hex, unix_now,
+    },
+};
+
+/// The token store and how long a consumed refresh token may be answered from it.
+#[derive(Debug, Clone)]
+pub struct StoreSettings {
+    pub store: TokenStore,
+    pub reuse_window: Duration,
+}
+
+/// How one exchange ended. Shared by every caller of the same flight.
+#[derive(Debug)]
+pub enum Outcome {
+    /// Procore answered (any status). `store_error` is set when a successful answer could
+    /// not be written to the store.
+    Answered {
+        response: UpstreamResponse,
+        store_error: Option<String>,
+    },
+    /// The refresh token was rotated by this store `rotated_secs_ago`; here is the stored
+    /// successor pair, exactly as Procore sent it. Nothing was sent.
+    Replayed { body: Secret, rotated_secs_ago: u64 },
+    /// No complete answer came back.
+    Failed(UpstreamError),
+    /// The store could not be locked or read, so nothing was sent.
+    StoreUnavailable(String),
+}
+
+type Flight = Shared<futures::future::BoxFuture<'static, Arc<Outcome>>>;
+
+/// The gate every token request passes through.
+pub struct TokenExchange {
+    procore: Arc<ProcoreClient>,
+    store: Option<StoreSettings>,
+    flights: Arc<Mutex<HashMap<String, (u64, Flight)>>>,
+    next_flight: std::sync::atomic::AtomicU64,
+}
+
+impl TokenExchange {
+    pub fn new(procore: ProcoreClient, store: Option<StoreSettings>) -> Self {
+        Self {
+            procore: Arc::new(procore),
+            store,
+            flights: Arc::default(),
+            next_flight: std::sync::atomic::AtomicU64::new(0),
+        }
+    }
+
+    pub fn procore(&self) -> &ProcoreClient {
+        &self.procore
+    }
+
+    pub fn store(&self) -> Option<&StoreSettings> {
+        self.store.as_ref()
+    }
+
+    /// The login host's origin: the first half of a store key.
+    pub fn login_host(&self) -> String {
+        self.procore.base().origin()
+    }
+
+    /// The stored pair of `client_id` (or the only pair of this login host when `client_id`
+    /// is `None`). `Ok(None)` without a store or without a pair.
+    pub fn stored_pair(&self, client_id: Option<&str>) -> Result<Option<StoredPair>, StoreError> {
+        let Some(settings) = &self.store else {
+            return Ok(None);
+        };
+        let contents = settings.store.read()?;
+        let host = self.login_host();
+        Ok(match client_id {
+            Some(client_id) => contents.find(&host, client_id).cloned(),
+            None => contents.only_pair_of(&host).cloned(),
+        })
+    }
+
+    /// Exchange `request` for tokens: join an identical flight in progress, or start one.
+    pub async fn exchange(&self, request: TokenRequest) -> Arc<Outcome> {
+        let key = sha256_hex(&String::from_utf8_lossy(&request.to_json()));
+        let flight = {
+            let Ok(mut flights) = self.flights.lock() else {
+                return Arc::new(Outcome::StoreUnavailable(
+                    "internal error: the flight table is poisoned".into(),
+                ));
+            };
+            match flights.get(&key) {
+                Some((_, flight)) => flight.clone(),
+                None => {
+                    let id = self
+                        .next_flight
+                        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    let flight = self.launch(key.clone(), id, request);
+                    flights.insert(key, (id, flight.clone()));
+                    flight
+                }
+            }
+        };
+        flight.await
+    }
+
+    /// Spawn the flight's task; it removes itself from the table when it lands.
+    fn launch(&self, key: String, id: u64, request: TokenRequest) -> Flight {
+        let procore = self.procore.clone();
+        let store = self.store.clone();
+        let flights = self.flights.clone();
+        let task = tokio::spawn(async move {
+            let outcome = Arc::new(fly(&procore, store.as_ref(), &request).await);
+            if let Ok(mut flights) = flights.lock()
+                && flights.get(&key).is_some_and(|(current, _)| *current == id)
+            {
+                flights.remove(&key);
+            }
+            outcome
+        });
+        async move {
+            task.await.unwrap_or_else(|_| {
+                Arc::new(Outcome::StoreUnavailable(
+                    "internal error: the token request task failed".into(),
+                ))
+            })
+        }
+        .boxed()
+        .shared()
+    }
+}
+
+/// One exchange from start to end.
+async fn fly(
+    procore: &ProcoreClient,
+    settings: Option<&StoreSettings>,
+    request: &TokenRequest,
+) -> Outcome {
+    let Some(settings) = settings else {
+        return match procore.request_token(request).await {
+            Ok(response) => Outcome::Answered {
+                response,
+                store_error: None,
+            },
+            Err(error) => Outcome::Failed(error),
+        };
+    };
+    // Long enough for another process's whole exchange, short enough not to hang forever.
+    let patience = procore.timeout() * 2 + Duration::from_secs(5);
+    let lock = match settings.store.lock(patience).await {
+        Ok(lock) => lock,
+        Err(error) => return Outcome::StoreUnavailable(error.to_string()),
+    };
+    let mut contents = match settings.store.read() {
+        Ok(contents) => contents,
+        Err(error) => return Outcome::StoreUnavailable(error.to_string()),
+    };
+    let host = procore.base().origin();
+    let credentials = credentials_sha256(&request.client_id, &request.client_secret);
+    let now = unix_now();
+    if let Some(replayed) = replay(&contents, &host, &credentials, request, settings, now) {
+        return replayed;
+    }
+    let response = match procore.request_token(request).await {
+        Ok(response) => response,
+        Err(error) => return Outcome::Failed(error),
+    };
+    if !response.is_token_response() {
+        return Outcome::Answered {
+            response,
+            store_error: None,
+        };
+    }
+    let rotated_from = lineage(&contents, &host, &credentials, request, settings, now);
+    let body = String::from_utf8_lossy(&response.body).into_owned();
+    contents.upsert(StoredPair {
+        login_host: host,
+        client_id: request.client_id.clone(),
+        response: Secret::new(body),
+        stored_at: now,
+        credentials_sha256: credentials,
+        rotated_from,
+    });
+    let store_error = settings
+        .store
+        .write(&contents, &lock)
+        .err()
+        .map(|error| error.to_string());
+    if let Some(error) = &store_error {
+        tracing::error!(%error, "a new token pair could not be stored; it is returned to the caller");
+    }
+    Outcome::Answered {
+        response,
+        store_error,
+    }
+}
+
+/// The stored successor, when `request` refreshes a token this store rotated recently with
+/// the same client credentials.
+fn replay(
+    contents: &StoreContents,
+    host: &str,
+    credentials: &str,
+    request: &TokenRequest,
+    settings: &StoreSettings,
+    now: u64,
+) -> Option<Outcome> {
+    let refresh_token = request.refresh_token.as_ref()?;
+    if request.grant_type != GrantType::RefreshToken {
+        return None;
+    }
+    let pair = contents.find(host, &request.client_id)?;
+    if pair.credentials_sha256 != credentials {
+        return None;
+    }
+    let at = pair.rotated_within(refresh_token, settings.reuse_window, now)?;
+    Some(Outcome::Replayed {
+        body: pair.response.clone(),
+        rotated_secs_ago: now.saturating_sub(at),
+    })
+}
+
+/// The consumed refresh tokens the new pair answers for: the one just used, and, when it was
+/// the stored pair's own refresh token, that pair's recent predecessors.
+fn lineage(
+    contents: &StoreContents,
+    host: &str,
+    credentials: &str,
+    request: &TokenRequest,
+    settings: &StoreSettings,
+    now: u64,
+) -> Vec<Rotation> {
+    let (GrantType::RefreshToken, Some(used)) = (request.grant_type, &request.refresh_token) else {
+        return Vec::new();
+    };
+    let mut rotations = vec![Rotation {
+        refresh_token_sha256: sha256_hex(used.expose()),
+        at: now,
+    }];
+    if let Some(previous) = contents.find(host, &request.client_id)
+        && previous.credentials_sha256 == credentials
+        && previous.token("refresh_token").as_ref() == Some(used)
+    {
+        rotations.extend(
+            previous
+                .rotated_from
+                .iter()
+                .filter(|rotation| {
+                    now.saturating_sub(rotation.at) <= settings.reuse_window.as_secs()
+                })
+                .cloned(),
+        );
+    }
+    rotations
+}

@@ -1,0 +1,107 @@
+//! Durable, private file handling for the store: permission checks, and atomic writes
+//! (temp file in the same directory, fsync, rename, fsync of the directory).
+
+use std::{
+    fs::{self, DirBuilder, File, OpenOptions},
+    io::{ErrorKind, Read, Write},
+    os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt},
+    path::Path,
+};
+
+use super::StoreError;
+
+fn io<'a>(path: &'a Path, what: &'static str) -> impl FnOnce(std::io::Error) -> StoreError + 'a {
+    move |source| StoreError::Io {
+        path: path.to_path_buf(),
+        what,
+        source,
+    }
+}
+
+/// Create the directory 0700 when missing; refuse one that others may write.
+pub fn prepare_directory(directory: &Path) -> Result<(), StoreError> {
+    if !directory.exists() {
+        DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(directory)
+            .map_err(io(directory, "cannot create the directory"))?;
+    }
+    let metadata = fs::metadata(directory).map_err(io(directory, "cannot read the directory"))?;
+    let mode = metadata.permissions().mode();
+    if mode & 0o022 != 0 {
+        return Err(StoreError::DirectoryMode {
+            path: directory.to_path_buf(),
+            mode: mode & 0o7777,
+        });
+    }
+    Ok(())
+}
+
+/// An existing store must be a regular file only its owner can read or write.
+pub fn check_file(path: &Path) -> Result<(), StoreError> {
+    let metadata = match fs::metadata(path) {
+        Ok(metadata) => metadata,
+        Err(error) if error.kind() == ErrorKind::NotFound => return Ok(()),
+        Err(error) => return Err(io(path, "cannot read the file's metadata")(error)),
+    };
+    if !metadata.is_file() {
+        return Err(StoreError::NotAFile {
+            path: path.to_path_buf(),
+        });
+    }
+    let mode = metadata.permissions().mode();
+    if mode & 0o077 != 0 {
+        return Err(StoreError::FileMode {
+            path: path.to_path_buf(),
+            mode: mode & 0o7777,
+        });
+    }
+    Ok(())
+}
+
+/// The file's bytes, or `None` when it does not exist yet.
+pub fn read_if_present(path: &Path) -> Result<Option<Vec<u8>>, StoreError> {
+    let mut file = match File::open(path) {
+        Ok(file) => file,
+        Err(error) if error.kind() == ErrorKind::NotFound => return Ok(None),
+        Err(error) => return Err(io(path, "cannot open the file")(error)),
+    };
+    let mut bytes = Vec::new();
+    file.read_to_end(&mut bytes)
+        .map_err(io(path, "cannot read the file"))?;
+    Ok(Some(bytes))
+}
+
+/// Replace `path` with `bytes` so that a crash at any point leaves the old or the new file.
+pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), StoreError> {
+    let directory = path.parent().unwrap_or_else(|| Path::new("/"));
+    let mut temp_name = path.file_name().unwrap_or_default().to_os_string();
+    temp_name.push(format!(
+        ".tmp.{}.{}",
+        std::process::id(),
+        uuid::Uuid::new_v4().simple()
+    ));
+    let temp = path.with_file_name(temp_name);
+    let result = (|| {
+        let mut file = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&temp)
+            .map_err(io(&temp, "cannot create a temporary file beside the store"))?;
+        file.write_all(bytes)
+            .map_err(io(&temp, "cannot write the temporary file"))?;
+        file.sync_all()
+            .map_err(io(&temp, "cannot flush the temporary file to disk"))?;
+        drop(file);
+        fs::rename(&temp, path).map_err(io(path, "cannot replace the store"))?;
+        File::open(directory)
+            .and_then(|dir| dir.sync_all())
+            .map_err(io(directory, "cannot flush the directory to disk"))
+    })();
+    if result.is_err() {
+        let _ = fs::remove_file(&temp);
+    }
+    result
+}

@@ -1,0 +1,72 @@
+//! The cross-process lock around every store update: an exclusive advisory lock on a
+//! `PATH.lock` file beside the store, held for as long as the [`StoreLock`] lives.
+
+use std::{
+    fs::{File, OpenOptions, TryLockError},
+    os::unix::fs::OpenOptionsExt,
+    path::Path,
+    time::Duration,
+};
+
+use tokio::time::Instant;
+
+use super::StoreError;
+
+/// How often a waiting process tries the lock again.
+const RETRY_EVERY: Duration = Duration::from_millis(5);
+
+/// Proof that this task holds the store's lock; released when dropped.
+#[derive(Debug)]
+pub struct StoreLock {
+    _file: File,
+}
+
+/// Create the lock file (0600) if missing, proving the directory is writable.
+pub fn create_lock_file(path: &Path) -> Result<(), StoreError> {
+    open(path).map(drop)
+}
+
+fn open(path: &Path) -> Result<File, StoreError> {
+    OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(0o600)
+        .open(path)
+        .map_err(|source| StoreError::Io {
+            path: path.to_path_buf(),
+            what: "cannot create the lock file (is the directory writable?)",
+            source,
+        })
+}
+
+impl StoreLock {
+    /// Take the lock, trying again until `patience` runs out. Works between processes and
+    /// between tasks of one process (each attempt opens its own file description).
+    pub async fn acquire(path: &Path, patience: Duration) -> Result<Self, StoreError> {
+        let file = open(path)?;
+        let started = Instant::now();
+        loop {
+            match file.try_lock() {
+                Ok(()) => return Ok(Self { _file: file }),
+                Err(TryLockError::WouldBlock) if started.elapsed() < patience => {
+                    tokio::time::sleep(RETRY_EVERY).await;
+                }
+                Err(TryLockError::WouldBlock) => {
+                    return Err(StoreError::LockTimeout {
+                        path: path.to_path_buf(),
+                        waited: started.elapsed(),
+                    });
+                }
+                Err(TryLockError::Error(source)) => {
+                    return Err(StoreError::Io {
+                        path: path.to_path_buf(),
+                        what: "cannot lock the lock file",
+                        source,
+                    });
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,439 @@
+//! The token store (opt-in, `--token-store PATH`): one current token pair per
+//! (login host, client_id), kept in a JSON file that several server processes may share.
+//!
+//! Every write is durable before it returns (temp file in the same directory, fsync, atomic
+//! rename, fsync of the directory), so a crash leaves the old file or the new one, never a
+//! torn one. A corrupt or foreign-readable store stops the server at start-up with a message
+//! naming the file; nothing in it is ever silently discarded. Consumed refresh tokens are
+//! remembered only as SHA-256 hashes, to recognise a retry within the reuse window.
+
+mod file;
+mod lock;
+
+use std::{
+    path::{Path, PathBuf},
+    time::{Duration, SystemTime, UNIX_EPOCH},
+};
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+pub use lock::StoreLock;
+
+use crate::secret::Secret;
+
+/// The value of the `format` field this version writes and reads.
+const FORMAT: u32 = 1;
+
+/// A store file on disk.
+#[derive(Debug, Clone)]
+pub struct TokenStore {
+    path: PathBuf,
+    lock_path: PathBuf,
+}
+
+/// Why the store cannot be used. Messages name the file; none contains a secret.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("token store {path}: {what}: {source}")]
+    Io {
+        path: PathBuf,
+        what: &'static str,
+        source: std::io::Error,
+    },
+    #[error(
+        "token store {path} is readable or writable by other users (mode {mode:o}); \
+         run `chmod 600 {path}` so only you can read your tokens"
+    )]
+    FileMode { path: PathBuf, mode: u32 },
+    #[error(
+        "token store directory {path} is writable by other users (mode {mode:o}), who could \
+         replace the store; use a directory only you can write (e.g. chmod 700)"
+    )]
+    DirectoryMode { path: PathBuf, mode: u32 },
+    #[error("token store {path} is not a regular file")]
+    NotAFile { path: PathBuf },
+    #[error(
+        "token store {path} is corrupt and was left untouched ({detail}); move it aside or \
+         repair it, then start again"
+    )]
+    Corrupt { path: PathBuf, detail: String },
+    #[error(
+        "token store {path} was written by a newer version (format {found}); this version \
+         reads format {FORMAT}"
+    )]
+    Format { path: PathBuf, found: u32 },
+    #[error("token store {path} is locked by another process and stayed locked for {waited:?}")]
+    LockTimeout { path: PathBuf, waited: Duration },
+}
+
+/// The whole store, as read from disk.
+#[derive(Debug, Clone, Default)]
+pub struct StoreContents {
+    pairs: Vec<StoredPair>,
+}
+
+/// The current token pair of one (login host, client_id).
+#[derive(Debug, Clone)]
+pub struct StoredPair {
+    pub login_host: String,
+    pub client_id: String,
+    /// The token response exactly as Procore sent it.
+    pub response: Secret,
+    /// Unix seconds when it was stored.
+    pub stored_at: u64,
+    /// Hash of the client credentials that obtained it (a replay must present the same).
+    pub credentials_sha256: String,
+    /// Refresh tokens this pair (or its predecessors) replaced, hashed, with when.
+    pub rotated_from: Vec<Rotation>,
+}
+
+/// One consumed refresh token, remembered as a hash.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Rotation {
+    pub refresh_token_sha256: String,
+    pub at: u64,
+}
+
+#[derive(Serialize, Deserialize)]
+struct OnDisk {
+    format: u32,
+    pairs: Vec<PairOnDisk>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct PairOnDisk {
+    login_host: String,
+    client_id: String,
+    response: String,
+    stored_at: u64,
+    credentials_sha256: String,
+    #[serde(default)]
+    rotated_from: Vec<Rotation>,
+}
+
+impl TokenStore {
+    /// Check the store at start-up: the directory (created 0700 when missing), the file's
+    /// permissions and contents, and that the lock file can be created.
+    pub fn open(path: impl Into<PathBuf>) -> Result<Self, StoreError> {
+        let path: PathBuf = path.into();
+        let path = if path.is_relative() {
+            std::env::current_dir()
+                .map_err(|source| StoreError::Io {
+                    path: path.clone(),
+                    what: "cannot resolve the current directory",
+                    source,
+                })?
+                .join(path)
+        } else {
+            path
+        };
+        let mut lock_name = path.file_name().unwrap_or_default().to_os_string();
+        lock_name.push(".lock");
+        let store = Self {
+            lock_path: path.with_file_name(lock_name),
+            path,
+        };
+        file::prepare_directory(store.directory())?;
+        file::check_file(&store.path)?;
+        lock::create_lock_file(&store.lock_path)?;
+        store.read()?;
+        Ok(store)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn directory(&self) -> &Path {
+        self.path.parent().unwrap_or_else(|| Path::new("/"))
+    }
+
+    /// Take the cross-process lock, waiting at most `patience`.
+    pub async fn lock(&self, patience: Duration) -> Result<StoreLock, StoreError> {
+        StoreLock::acquire(&self.lock_path, patience).await
+    }
+
+    /// Read the whole store (an absent file is an empty store).
+    pub fn read(&self) -> Result<StoreContents, StoreError> {
+        let Some(bytes) = file::read_if_present(&self.path)? else {
+            return Ok(StoreContents::default());
+        };
+        let corrupt = |detail: String| StoreError::Corrupt {
+            path: self.path.clone(),
+            detail,
+        };
+        let on_disk: OnDisk = serde_json::from_slice(&bytes).map_err(|error| {
+            corrupt(format!(
+                "not a token store: JSON error at line {} column {}",
+                error.line(),
+                error.column()
+            ))
+        })?;
+        if on_disk.format > FORMAT {
+            return Err(StoreError::Format {
+                path: self.path.clone(),
+                found: on_disk.format,
+            });
+        }
+        let pairs = on_disk
+            .pairs
+            .into_iter()
+            .map(|pair| {
+                if serde_json::from_str::<Value>(&pair.response)
+                    .ok()
+                    .is_some_and(|value| value.is_object())
+                {
+                    Ok(StoredPair {
+                        login_host: pair.login_host,
+                        client_id: pair.client_id,
+                        response: Secret::new(pair.response),
+                        stored_at: pair.stored_at,
+                        credentials_sha256: pair.credentials_sha256,
+                        rotated_from: pair.rotated_from,
+                    })
+                } else {
+                    Err(corrupt(format!(
+                        "the stored response for client {} is not a JSON object",
+                        pair.client_id
+                    )))
+                }
+            })
+            .collect::<Result<_, _>>()?;
+        Ok(StoreContents { pairs })
+    }
+
+    /// Replace the store with `contents`, durably and atomically. Call with the lock held.
+    pub fn write(&self, contents: &StoreContents, _lock: &StoreLock) -> Result<(), StoreError> {
+        let on_disk = OnDisk {
+            format: FORMAT,
+            pairs: contents
+                .pairs
+                .iter()
+                .map(|pair| PairOnDisk {
+                    login_host: pair.login_host.clone(),
+                    client_id: pair.client_id.clone(),
+                    response: pair.response.expose().to_owned(),
+                    stored_at: pair.stored_at,
+                    credentials_sha256: pair.credentials_sha256.clone(),
+                    rotated_from: pair.rotated_from.clone(),
+                })
+                .collect(),
+        };
+        let bytes =
+            zeroize::Zeroizing::new(serde_json::to_vec_pretty(&on_disk).map_err(|error| {
+                StoreError::Corrupt {
+                    path: self.path.clone(),
+                    detail: format!("cannot encode the store: {error}"),
+                }
+            })?);
+        file::write_atomically(&self.path, &bytes)
+    }
+}
+
+impl StoreContents {
+    pub fn find(&self, login_host: &str, client_id: &str) -> Option<&StoredPair> {
+        self.pairs
+            .iter()
+            .find(|pair| pair.login_host == login_host && pair.client_id == client_id)
+    }
+
+    /// The only pair of a login host, when there is exactly one.
+    pub fn only_pair_of(&self, login_host: &str) -> Option<&StoredPair> {
+        let mut of_host = self
+            .pairs
+            .iter()
+            .filter(|pair| pair.login_host == login_host);
+        match (of_host.next(), of_host.next()) {
+            (Some(pair), None) => Some(pair),
+            _ => None,
+        }
+    }
+
+    /// Make `pair` the current pair of its (login host, client_id).
+    pub fn upsert(&mut self, pair: StoredPair) {
+        self.remove(&pair.login_host.clone(), &pair.client_id.clone());
+        self.pairs.push(pair);
+    }
+
+    /// Forget the pair of (login host, client_id); whether there was one.
+    pub fn remove(&mut self, login_host: &str, client_id: &str) -> bool {
+        let before = self.pairs.len();
+        self.pairs
+            .retain(|pair| !(pair.login_host == login_host && pair.client_id == client_id));
+        self.pairs.len() != before
+    }
+
+    pub fn len(&self) -> usize {
+        self.pairs.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.pairs.is_empty()
+    }
+}
+
+impl StoredPair {
+    /// A field of the stored token response, as a secret (access_token, refresh_token).
+    pub fn token(&self, field: &str) -> Option<Secret> {
+        serde_json::from_str::<Value>(self.response.expose())
+            .ok()?
+            .get(field)?
+            .as_str()
+            .map(Secret::new)
+    }
+
+    /// When `refresh_token` was consumed by this pair's line, if within `window` of `now`.
+    pub fn rotated_within(
+        &self,
+        refresh_token: &Secret,
+        window: Duration,
+        now: u64,
+    ) -> Option<u64> {
+        let hash = sha256_hex(refresh_token.expose());
+        self.rotated_from
+            .iter()
+            .find(|rotation| rotation.refresh_token_sha256 == hash)
+            .map(|rotation| rotation.at)
+            .filter(|at| now.saturating_sub(*at) <= window.as_secs())
+    }
+}
+
+/// Seconds since the Unix epoch.
+pub fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |elapsed| elapsed.as_secs())
+}
+
+/// Lowercase hex SHA-256 of `text`.
+pub fn sha256_hex(text: &str) -> String {
+    let digest = ring::digest::digest(&ring::digest::SHA256, text.as_bytes());
+    digest
+        .as_ref()
+        .iter()
+        .map(|byte| format!("{byte:02x}"))
+        .collect()
+}
+
+/// The hash that ties a stored pair to the client credentials that obtained it.
+pub fn credentials_sha256(client_id: &str, client_secret: &Secret) -> String {
+    sha256_hex(&format!("{client_id}\n{}", client_secret.expose()))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::fs::PermissionsExt;
+
+    use super::*;
+
+    fn temp_dir(name: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!(
+            "ptm-store-{name}-{}-{}",
+            std::process::id(),
+            uuid::Uuid::new_v4().simple()
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700)).unwrap();
+        dir
+    }
+
+    fn pair(client_id: &str, response: &str) -> StoredPair {
+        StoredPair {
+            login_host: "https://login.procore.com".into(),
+            client_id: client_id.into(),
+            response: Secret::new(response),
+            stored_at: 1,
+            credentials_sha256: "c".into(),
+            rotated_from: vec![Rotation {
+                refresh_token_sha256: sha256_hex("old"),
+                at: 100,
+            }],
+        }
+    }
+
+    #[tokio::test]
+    async fn round_trips_with_private_permissions() {
+        let dir = temp_dir("roundtrip");
+        let path = dir.join("nested").join("tokens.json");
+        let store = TokenStore::open(&path).unwrap();
+        let nested_mode = std::fs::metadata(path.parent().unwrap())
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(nested_mode & 0o777, 0o700, "created directory is 0700");
+        assert!(store.read().unwrap().is_empty());
+
+        let mut contents = StoreContents::default();
+        contents.upsert(pair("a", r#"{"access_token":"x","refresh_token":"y"}"#));
+        contents.upsert(pair("a", r#"{"access_token":"x2","refresh_token":"y2"}"#));
+        contents.upsert(pair("b", r#"{"access_token":"z"}"#));
+        let lock = store.lock(Duration::from_secs(1)).await.unwrap();
+        store.write(&contents, &lock).unwrap();
+        drop(lock);
+
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+        let read = store.read().unwrap();
+        assert_eq!(read.len(), 2);
+        let a = read.find("https://login.procore.com", "a").unwrap();
+        assert_eq!(a.token("refresh_token").unwrap().expose(), "y2");
+        assert_eq!(
+            a.rotated_within(&Secret::new("old"), Duration::from_secs(120), 150),
+            Some(100)
+        );
+        assert_eq!(
+            a.rotated_within(&Secret::new("old"), Duration::from_secs(10), 150),
+            None
+        );
+        assert!(read.only_pair_of("https://login.procore.com").is_none());
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn refuses_foreign_readable_files_and_corrupt_contents() {
+        let dir = temp_dir("refuse");
+        let path = dir.join("tokens.json");
+        std::fs::write(&path, b"{}").unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let error = TokenStore::open(&path).unwrap_err().to_string();
+        assert!(error.contains("chmod 600"), "{error}");
+
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+        std::fs::write(&path, b"{ not json").unwrap();
+        let error = TokenStore::open(&path).unwrap_err().to_string();
+        assert!(
+            error.contains("corrupt") && error.contains("tokens.json"),
+            "{error}"
+        );
+        assert_eq!(
+            std::fs::read(&path).unwrap(),
+            b"{ not json",
+            "left untouched"
+        );
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn refuses_a_directory_others_can_write() {
+        let dir = temp_dir("dirmode");
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o777)).unwrap();
+        let error = TokenStore::open(dir.join("tokens.json"))
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("writable by other users"), "{error}");
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[tokio::test]
+    async fn the_lock_excludes_a_second_holder_until_released() {
+        let dir = temp_dir("lock");
+        let store = TokenStore::open(dir.join("tokens.json")).unwrap();
+        let first = store.lock(Duration::from_secs(1)).await.unwrap();
+        let second = store.lock(Duration::from_millis(100)).await;
+        assert!(matches!(second, Err(StoreError::LockTimeout { .. })));
+        drop(first);
+        assert!(store.lock(Duration::from_millis(100)).await.is_ok());
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+}
