@@ -100,6 +100,31 @@ impl TokenExchange {
         })
     }
 
+    /// After a revocation: remove the stored pair of `client_id` if `token` is its access or
+    /// refresh token. Whether a pair was removed; `Ok(false)` without a store.
+    pub async fn forget(&self, client_id: &str, token: &Secret) -> Result<bool, StoreError> {
+        let Some(settings) = &self.store else {
+            return Ok(false);
+        };
+        let lock = settings.store.lock(self.lock_patience()).await?;
+        let mut contents = settings.store.read()?;
+        let host = self.login_host();
+        let matches = contents.find(&host, client_id).is_some_and(|pair| {
+            pair.token("access_token").as_ref() == Some(token)
+                || pair.token("refresh_token").as_ref() == Some(token)
+        });
+        if matches {
+            contents.remove(&host, client_id);
+            settings.store.write(&contents, &lock)?;
+        }
+        Ok(matches)
+    }
+
+    /// Long enough to wait out another process's whole exchange, short enough not to hang.
+    fn lock_patience(&self) -> Duration {
+        lock_patience(&self.procore)
+    }
+
     /// Exchange `request` for tokens: join an identical flight in progress, or start one.
     pub async fn exchange(&self, request: TokenRequest) -> Arc<Outcome> {
         let key = sha256_hex(&String::from_utf8_lossy(&request.to_json()));
@@ -150,6 +175,10 @@ impl TokenExchange {
     }
 }
 
+fn lock_patience(procore: &ProcoreClient) -> Duration {
+    procore.timeout() * 2 + Duration::from_secs(5)
+}
+
 /// One exchange from start to end.
 async fn fly(
     procore: &ProcoreClient,
@@ -165,9 +194,7 @@ async fn fly(
             Err(error) => Outcome::Failed(error),
         };
     };
-    // Long enough for another process's whole exchange, short enough not to hang forever.
-    let patience = procore.timeout() * 2 + Duration::from_secs(5);
-    let lock = match settings.store.lock(patience).await {
+    let lock = match settings.store.lock(lock_patience(procore)).await {
         Ok(lock) => lock,
         Err(error) => return Outcome::StoreUnavailable(error.to_string()),
     };

@@ -41,7 +41,12 @@ async fn tool_list_with_held_credentials() {
 #[tokio::test]
 async fn schema_mirrors_procores_input_table() {
     let tools = published_tools(&Launch::default()).await;
-    let tool = &tools[0];
+    let tool = tools
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|tool| tool["name"] == TOOL)
+        .unwrap();
     assert_eq!(tool["name"], "get_or_refresh_an_access_token");
     assert_eq!(tool["title"], "Get Or Refresh An Access Token");
     let schema = &tool["inputSchema"];

@@ -6,7 +6,8 @@ use bytes::{Bytes, BytesMut};
 use reqwest::{Method, StatusCode, header};
 use tokio::{sync::OnceCell, time::Instant};
 
-use super::{LoginBase, TOKEN_PATH, TokenRequest};
+use super::{LoginBase, REVOKE_PATH, TOKEN_INFO_PATH, TOKEN_PATH, TokenRequest};
+use crate::secret::Secret;
 
 /// Largest upstream body read before the answer is cut off and reported.
 pub const DEFAULT_MAX_RESPONSE_BYTES: usize = 1024 * 1024;
@@ -145,6 +146,41 @@ impl ProcoreClient {
     ) -> Result<UpstreamResponse, UpstreamError> {
         self.send(Method::POST, TOKEN_PATH, Some(request.to_json()), None)
             .await
+    }
+
+    /// `GET /oauth/token/info` with the access token as bearer.
+    pub async fn token_info(
+        &self,
+        access_token: &Secret,
+    ) -> Result<UpstreamResponse, UpstreamError> {
+        self.send(
+            Method::GET,
+            TOKEN_INFO_PATH,
+            None,
+            Some(access_token.expose()),
+        )
+        .await
+    }
+
+    /// `POST /oauth/revoke`: revokes the token and its pair. Sent once.
+    pub async fn revoke(
+        &self,
+        token: &Secret,
+        client_id: &str,
+        client_secret: &Secret,
+    ) -> Result<UpstreamResponse, UpstreamError> {
+        let body = serde_json::json!({
+            "token": token.expose(),
+            "client_id": client_id,
+            "client_secret": client_secret.expose(),
+        });
+        self.send(
+            Method::POST,
+            REVOKE_PATH,
+            Some(body.to_string().into_bytes()),
+            None,
+        )
+        .await
     }
 
     /// Send one request to the login host and read the answer, bounded in time and size.

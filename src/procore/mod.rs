@@ -15,5 +15,11 @@ pub use token_request::{GrantType, TokenRequest};
 
 /// The token endpoint (Procore's "Get Or Refresh An Access Token").
 pub const TOKEN_PATH: &str = "/oauth/token";
+/// Procore's "Get Token Info".
+pub const TOKEN_INFO_PATH: &str = "/oauth/token/info";
+/// Procore's "Revoke Token".
+pub const REVOKE_PATH: &str = "/oauth/revoke";
+/// Procore's "Grant App Authorization" (opened by the user's browser, never by this server).
+pub const AUTHORIZE_PATH: &str = "/oauth/authorize";
 /// The redirect URI for installed and headless applications: the code is shown to the user.
 pub const OOB_REDIRECT_URI: &str = "urn:ietf:wg:oauth:2.0:oob";

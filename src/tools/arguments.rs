@@ -4,7 +4,7 @@
 use rmcp::model::JsonObject;
 use serde_json::Value;
 
-use crate::secret::Secret;
+use crate::{config::HeldCredentials, secret::Secret};
 
 /// A tool's arguments, checked against the names the tool accepts.
 pub struct Arguments<'a> {
@@ -49,6 +49,36 @@ impl<'a> Arguments<'a> {
     /// A string argument that is a secret; read like [`Arguments::string`].
     pub fn secret(&self, name: &'static str) -> Result<Option<Secret>, ArgumentError> {
         Ok(self.string(name)?.map(Secret::new))
+    }
+
+    /// `client_id`, or the one the server holds.
+    pub fn client_id(
+        &self,
+        held: Option<&HeldCredentials>,
+    ) -> Result<Option<String>, ArgumentError> {
+        Ok(self
+            .string("client_id")?
+            .or_else(|| held.map(|h| h.client_id.clone())))
+    }
+
+    /// `client_id` and `client_secret`, each given or else held by the server.
+    pub fn client_credentials(
+        &self,
+        held: Option<&HeldCredentials>,
+    ) -> Result<(String, Secret), ArgumentError> {
+        let client_id = self.client_id(held)?;
+        let client_secret = self
+            .secret("client_secret")?
+            .or_else(|| held.map(|h| h.client_secret.clone()));
+        match (client_id, client_secret) {
+            (Some(client_id), Some(client_secret)) => Ok((client_id, client_secret)),
+            _ => Err(ArgumentError::Invalid(
+                "client_id and client_secret are required: this server holds no credentials \
+                 (set PROCORE_CLIENT_ID and PROCORE_CLIENT_SECRET in its environment to hold \
+                 them)"
+                    .into(),
+            )),
+        }
     }
 }
 

@@ -5,16 +5,22 @@
 //! kept for requests that cannot be routed (an unknown tool).
 
 mod arguments;
+pub mod authorize;
 mod outcome;
+pub mod revoke;
 pub mod token;
+pub mod token_info;
 
 use std::{sync::Arc, time::Instant};
+
+use serde_json::Value;
 
 use rmcp::{
     ErrorData, RoleServer, ServerHandler,
     model::{
         CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, Implementation,
-        ListToolsResult, PaginatedRequestParams, ServerCapabilities, ServerConfig, Tool,
+        JsonObject, ListToolsResult, PaginatedRequestParams, ServerCapabilities, ServerConfig,
+        Tool,
     },
     service::RequestContext,
 };
@@ -22,13 +28,14 @@ use rmcp::{
 use crate::{config::HeldCredentials, exchange::TokenExchange};
 
 const INSTRUCTIONS: &str = "\
-This server obtains Procore OAuth 2.0 access tokens with the tool \
-get_or_refresh_an_access_token. Use grant_type=authorization_code with the code a user got \
-from Procore's authorize page, refresh_token to renew an expired access token, or \
-client_credentials for a service account. Every token response carries a new refresh_token \
-that replaces the old one, which stops working at once: keep the newest, send it once, and \
-never refresh twice in parallel. Failures come back as tool errors with Procore's answer and \
-a hint.";
+This server obtains Procore OAuth 2.0 access tokens. For a user's first sign-in, call \
+grant_app_authorization and have the user open the link and paste back the code, then call \
+get_or_refresh_an_access_token with grant_type=authorization_code. Renew with \
+grant_type=refresh_token; a service account uses grant_type=client_credentials. Every token \
+response carries a new refresh_token that replaces the old one, which stops working at once: \
+keep the newest, send it once, and never refresh twice in parallel. get_token_info checks a \
+token; revoke_token ends a pair for good. Failures come back as tool errors with Procore's \
+answer and a hint.";
 
 /// What this server was started with, as far as tool definitions care.
 #[derive(Debug, Clone, Copy, Default)]
@@ -58,7 +65,12 @@ impl ProcoreTokenServer {
             credentials_held: held.is_some(),
             token_store: exchange.store().is_some(),
         };
-        let tools = vec![token::definition(capabilities)];
+        let tools = vec![
+            authorize::definition(capabilities),
+            token::definition(capabilities),
+            token_info::definition(capabilities),
+            revoke::definition(capabilities),
+        ];
         Self {
             inner: Arc::new(ServerState {
                 exchange,
@@ -79,30 +91,40 @@ impl ProcoreTokenServer {
         let started = Instant::now();
         let state = &self.inner;
         let tool = params.name.as_ref();
+        let arguments = params.arguments.as_ref();
+        let held = state.held.as_ref();
         let (result, grant, outcome) = match tool {
-            token::NAME => match token::prepare(
-                params.arguments.as_ref(),
-                state.held.as_ref(),
-                state.capabilities.token_store,
-            ) {
+            token::NAME => match token::prepare(arguments, held, state.capabilities.token_store) {
                 Ok(request) => {
                     let grant = request.grant_type.as_str();
                     let (result, outcome) = token::call(&state.exchange, request).await;
                     (result, grant, outcome)
                 }
-                Err(error) => (
-                    CallToolResult::error(vec![ContentBlock::text(format!(
-                        "Invalid arguments, nothing was sent to Procore: {error}"
-                    ))]),
-                    "-",
-                    "invalid_arguments".to_owned(),
-                ),
+                Err(error) => invalid(error),
+            },
+            authorize::NAME => {
+                match authorize::call(state.exchange.procore().base(), arguments, held) {
+                    Ok(result) => (result, "-", "link_built".to_owned()),
+                    Err(error) => invalid(error),
+                }
+            }
+            token_info::NAME => match token_info::call(&state.exchange, arguments, held).await {
+                Ok((result, outcome)) => (result, "-", outcome),
+                Err(error) => invalid(error),
+            },
+            revoke::NAME => match revoke::call(&state.exchange, arguments, held).await {
+                Ok((result, outcome)) => (result, "-", outcome),
+                Err(error) => invalid(error),
             },
             _ => {
                 let shown: String = tool.chars().take(64).collect();
                 tracing::info!(tool = %shown, "tool call refused: unknown tool");
+                let names: Vec<&str> = state.tools.iter().map(|t| t.name.as_ref()).collect();
                 return Err(ErrorData::invalid_params(
-                    format!("unknown tool {shown:?}; this server has: {}", token::NAME),
+                    format!(
+                        "unknown tool {shown:?}; this server has: {}",
+                        names.join(", ")
+                    ),
                     None,
                 ));
             }
@@ -116,6 +138,25 @@ impl ProcoreTokenServer {
             "tool call"
         );
         Ok(result)
+    }
+}
+
+/// Arguments refused before anything was sent.
+fn invalid(error: arguments::ArgumentError) -> (CallToolResult, &'static str, String) {
+    (
+        CallToolResult::error(vec![ContentBlock::text(format!(
+            "Invalid arguments, nothing was sent to Procore: {error}"
+        ))]),
+        "-",
+        "invalid_arguments".to_owned(),
+    )
+}
+
+/// A `json!` object literal as a schema object.
+fn json_object(value: Value) -> JsonObject {
+    match value {
+        Value::Object(object) => object,
+        _ => JsonObject::new(),
     }
 }
 

@@ -3,6 +3,8 @@
 //!
 //! Never rebuilds the JSON the user receives. Error texts carry no secret of the request.
 
+use std::fmt;
+
 use rmcp::model::{CallToolResult, ContentBlock};
 use serde_json::Value;
 
@@ -14,43 +16,66 @@ use crate::{
 /// The `_meta` key marking a result answered from the token store.
 pub const REPLAYED_META: &str = "io.github.procore-token-mcp/replayed-from-store";
 
-/// A 2xx token response becomes the result; anything else becomes an error result.
-pub fn token_response(
+/// Which request to the login host an answer belongs to; hints depend on it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Request {
+    Token(GrantType),
+    TokenInfo,
+    Revoke,
+}
+
+impl fmt::Display for Request {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Token(grant) => write!(f, "{grant} token request"),
+            Self::TokenInfo => f.write_str("token info request"),
+            Self::Revoke => f.write_str("revoke request"),
+        }
+    }
+}
+
+/// A 2xx JSON answer becomes the result (verbatim text, parsed structured content); anything
+/// else becomes an error result. `required` names a field the JSON object must have.
+pub fn json_response(
     procore: &ProcoreClient,
-    grant: GrantType,
+    request: Request,
     response: &UpstreamResponse,
+    required: Option<&str>,
 ) -> CallToolResult {
     if !response.status.is_success() {
-        return upstream_status_error(procore, &format!("{grant} token request"), grant, response);
+        return upstream_status_error(procore, request, response);
     }
     let origin = procore.base().origin();
     let status = response.status;
     let Ok(text) = std::str::from_utf8(&response.body) else {
         return error_text(format!(
-            "Procore's login host ({origin}) answered HTTP {status} to the {grant} token \
-             request, but the body is not valid UTF-8 text, so it is not a token response \
-             ({} bytes).{}",
+            "Procore's login host ({origin}) answered HTTP {status} to the {request}, but the \
+             body is not valid UTF-8 text ({} bytes).{}",
             response.body.len(),
-            consumed_note(grant)
+            consumed_note(request)
         ));
     };
-    match verbatim_token(text) {
+    match verbatim(text, required) {
         Some(result) => result,
         None => error_text(format!(
-            "Procore's login host ({origin}) answered HTTP {status} to the {grant} token \
-             request, but the body is not a token response (a JSON object with \
-             access_token). Body as received:\n{text}\n\nHint: check that the login URL \
-             points at a Procore login host.{}",
-            consumed_note(grant)
+            "Procore's login host ({origin}) answered HTTP {status} to the {request}, but the \
+             body is not the expected JSON object{}. Body as received:\n{text}\
+             \n\nHint: check that the login URL points at a Procore login host.{}",
+            required
+                .map(|field| format!(" with {field}"))
+                .unwrap_or_default(),
+            consumed_note(request)
         )),
     }
 }
 
-/// A token response as the result: the text verbatim, the parsed object as structured
-/// content; `None` unless it is a JSON object with a string `access_token`.
-fn verbatim_token(text: &str) -> Option<CallToolResult> {
+/// The text verbatim and the parsed object as structured content; `None` unless it is a
+/// JSON object with `required` present.
+fn verbatim(text: &str, required: Option<&str>) -> Option<CallToolResult> {
     match serde_json::from_str::<Value>(text) {
-        Ok(value @ Value::Object(_)) if value.get("access_token").is_some_and(Value::is_string) => {
+        Ok(value @ Value::Object(_))
+            if required.is_none_or(|field| value.get(field).is_some_and(|v| !v.is_null())) =>
+        {
             let mut result = CallToolResult::structured(value);
             result.content = vec![ContentBlock::text(text)];
             Some(result)
@@ -59,9 +84,14 @@ fn verbatim_token(text: &str) -> Option<CallToolResult> {
     }
 }
 
+/// A result of this server's own making: the JSON as text and as structured content.
+pub fn summary(value: Value) -> CallToolResult {
+    CallToolResult::structured(value)
+}
+
 /// The stored successor of a refresh token this store rotated moments ago.
 pub fn replayed(body: &Secret, rotated_secs_ago: u64) -> CallToolResult {
-    match verbatim_token(body.expose()) {
+    match verbatim(body.expose(), Some("access_token")) {
         Some(mut result) => {
             let mut meta = rmcp::model::MetaObject::new();
             meta.0.insert(
@@ -71,11 +101,7 @@ pub fn replayed(body: &Secret, rotated_secs_ago: u64) -> CallToolResult {
             result.meta = Some(meta);
             result
         }
-        None => error_text(
-            "the stored token pair could not be read back as a token response; nothing was \
-             sent to Procore"
-                .into(),
-        ),
+        None => refused("the stored token pair could not be read back as a token response"),
     }
 }
 
@@ -93,11 +119,10 @@ pub fn refused(reason: &str) -> CallToolResult {
     error_text(format!("Nothing was sent to Procore: {reason}."))
 }
 
-/// Any non-2xx answer from the login host, for the request described by `what`.
+/// Any non-2xx answer from the login host.
 pub fn upstream_status_error(
     procore: &ProcoreClient,
-    what: &str,
-    grant: GrantType,
+    request: Request,
     response: &UpstreamResponse,
 ) -> CallToolResult {
     let origin = procore.base().origin();
@@ -109,9 +134,9 @@ pub fn upstream_status_error(
     } else {
         body.into_owned()
     };
-    let hint = hint(procore, grant, response);
+    let hint = hint(procore, request, response);
     error_text(format!(
-        "Procore's login host ({origin}) answered HTTP {} {reason} to the {what}.\n\
+        "Procore's login host ({origin}) answered HTTP {} {reason} to the {request}.\n\
          Response body as received:\n{body_shown}\n\nHint: {hint}",
         status.as_u16()
     ))
@@ -119,34 +144,36 @@ pub fn upstream_status_error(
 
 /// No complete answer: what failed, against which host, after how long, and what it means
 /// for single-use codes and refresh tokens.
-pub fn token_failure(grant: GrantType, error: &UpstreamError) -> CallToolResult {
+pub fn request_failure(request: Request, error: &UpstreamError) -> CallToolResult {
     let consequence = if error.may_have_reached_upstream() {
-        match grant {
-            GrantType::RefreshToken => {
+        match request {
+            Request::Token(GrantType::RefreshToken) => {
                 " The request may have reached Procore, so the old refresh token may already \
                  be consumed and its successor lost with the answer. Try the refresh once \
                  more with the same token; if Procore answers invalid_grant, the user must \
                  authorize the app again."
             }
-            GrantType::AuthorizationCode => {
+            Request::Token(GrantType::AuthorizationCode) => {
                 " The request may have reached Procore, so the authorization code may already \
                  be used up; if a retry answers invalid_grant, have the user authorize again \
                  for a new code."
             }
-            GrantType::ClientCredentials => {
-                " Client credentials are not single-use: it is safe to call again."
+            Request::Token(GrantType::ClientCredentials) | Request::TokenInfo => {
+                " This request is safe to send again."
+            }
+            Request::Revoke => {
+                " The token may or may not be revoked now; revoking again is safe (Procore \
+                 answers 200 for a token it no longer knows)."
             }
         }
     } else {
-        " Nothing reached Procore, so no code or refresh token was used; it is safe to call \
-         again once the host is reachable."
+        " Nothing reached Procore, so nothing was used or changed; it is safe to call again \
+         once the host is reachable."
     };
-    error_text(format!(
-        "The {grant} token request failed: {error}.{consequence}"
-    ))
+    error_text(format!("The {request} failed: {error}.{consequence}"))
 }
 
-fn hint(procore: &ProcoreClient, grant: GrantType, response: &UpstreamResponse) -> String {
+fn hint(procore: &ProcoreClient, request: Request, response: &UpstreamResponse) -> String {
     let status = response.status;
     if status.is_redirection() {
         let target = response
@@ -174,74 +201,82 @@ fn hint(procore: &ProcoreClient, grant: GrantType, response: &UpstreamResponse) 
         if let Some(value) = &response.retry_after {
             text.push_str(&format!(" Retry-After says {value}."));
         }
-        text.push_str(consumed_note(grant));
+        text.push_str(consumed_note(request));
         return text;
     }
     let error_code = serde_json::from_slice::<Value>(&response.body)
         .ok()
         .and_then(|body| body.get("error").and_then(Value::as_str).map(str::to_owned));
     let origin = procore.base().origin();
-    match error_code.as_deref() {
-        Some("invalid_grant") => match grant {
-            GrantType::AuthorizationCode => "invalid_grant: the authorization code expired \
-                (codes last 10 minutes), was already used, was issued to another client, or \
-                redirect_uri differs from the one used when authorizing; credentials of \
-                another Procore environment cause it too. Have the user authorize again for \
-                a fresh code."
-                .to_owned(),
-            GrantType::RefreshToken => "invalid_grant: this refresh token was already used \
-                (each works once, and a refresh consumes it even when its answer is lost), \
-                was revoked, or belongs to another client or Procore environment; a monthly \
-                sandbox reset also ends every refresh token. Use the newest refresh token you \
-                hold; if there is none, the user must authorize the app again."
-                .to_owned(),
-            GrantType::ClientCredentials => "invalid_grant: the service account's grant was \
-                refused; check that the app is a Developer Managed Service Account installed \
-                in the company, in this Procore environment."
-                .to_owned(),
-        },
-        Some("invalid_client") => format!(
+    match (error_code.as_deref(), request) {
+        (Some("invalid_grant"), Request::Token(GrantType::AuthorizationCode)) => {
+            "invalid_grant: the authorization code expired (codes last 10 minutes), was \
+             already used, was issued to another client, or redirect_uri differs from the one \
+             used when authorizing; credentials of another Procore environment cause it too. \
+             Have the user authorize again for a fresh code (grant_app_authorization)."
+                .to_owned()
+        }
+        (Some("invalid_grant"), Request::Token(GrantType::RefreshToken)) => {
+            "invalid_grant: this refresh token was already used (each works once, and a \
+             refresh consumes it even when its answer is lost), was revoked, or belongs to \
+             another client or Procore environment; a monthly sandbox reset also ends every \
+             refresh token. Use the newest refresh token you hold; if there is none, the user \
+             must authorize the app again."
+                .to_owned()
+        }
+        (Some("invalid_grant"), _) => "invalid_grant: the grant was refused; check that the \
+            app is a Developer Managed Service Account installed in the company, in this \
+            Procore environment."
+            .to_owned(),
+        (Some("invalid_client"), _) => format!(
             "invalid_client: the client_id/client_secret pair was not accepted by {origin}. \
              Check both values, and that they belong to this Procore environment (sandbox and \
              production credentials differ)."
         ),
-        Some("invalid_request") => "invalid_request: a required parameter is missing or \
+        (Some("invalid_token"), _) | (None, Request::TokenInfo) if status.as_u16() == 401 => {
+            "invalid_token: the access token is expired, revoked, or was issued by another \
+             Procore environment. Get a new one with get_or_refresh_an_access_token \
+             (grant_type=refresh_token)."
+                .to_owned()
+        }
+        (Some("invalid_request"), _) => "invalid_request: a required parameter is missing or \
             malformed, e.g. redirect_uri with authorization_code, or a value with stray \
             spaces."
             .to_owned(),
-        Some("unsupported_grant_type") => "unsupported_grant_type: the login host does not \
-            accept this grant_type; use authorization_code, refresh_token or \
+        (Some("unsupported_grant_type"), _) => "unsupported_grant_type: the login host does \
+            not accept this grant_type; use authorization_code, refresh_token or \
             client_credentials."
             .to_owned(),
-        Some("unauthorized_client") => "unauthorized_client: this application may not use \
-            this grant type (client_credentials needs a Developer Managed Service Account)."
+        (Some("unauthorized_client"), _) => "unauthorized_client: this application may not \
+            use this grant type (client_credentials needs a Developer Managed Service \
+            Account)."
             .to_owned(),
-        Some("invalid_scope") => "invalid_scope: Procore does not take a scope parameter; \
-            leave it out."
-            .to_owned(),
+        (Some("invalid_scope"), _) => {
+            "invalid_scope: Procore does not take a scope parameter; leave it out.".to_owned()
+        }
         _ if status.as_u16() == 401 => format!(
-            "the login host refused the client credentials; check client_id and \
-             client_secret, and that they belong to the environment of {origin}."
+            "the login host refused the credentials; check them, and that they belong to the \
+             environment of {origin}."
         ),
         _ if status.as_u16() == 404 || status.as_u16() == 405 => format!(
-            "{origin} has no token endpoint here; check that --procore-env or --login-url \
-             names a Procore login host."
+            "{origin} has no such endpoint; check that --procore-env or --login-url names a \
+             Procore login host."
         ),
         _ => "the request was refused; the response body above says why.".to_owned(),
     }
 }
 
-fn consumed_note(grant: GrantType) -> &'static str {
-    match grant {
-        GrantType::RefreshToken => {
+fn consumed_note(request: Request) -> &'static str {
+    match request {
+        Request::Token(GrantType::RefreshToken) => {
             " The old refresh token may already be consumed: if the next refresh with it \
              answers invalid_grant, the user must authorize the app again."
         }
-        GrantType::AuthorizationCode => {
+        Request::Token(GrantType::AuthorizationCode) => {
             " The authorization code may already be used up; if so, the user must authorize \
              again."
         }
-        GrantType::ClientCredentials => "",
+        _ => "",
     }
 }
 

@@ -7,12 +7,13 @@
 use std::sync::Arc;
 
 use rmcp::model::{CallToolResult, JsonObject, Tool, ToolAnnotations};
-use serde_json::{Value, json};
+use serde_json::json;
 
 use super::{
     Capabilities,
     arguments::{ArgumentError, Arguments},
-    outcome,
+    json_object,
+    outcome::{self, Request},
 };
 use crate::{
     config::HeldCredentials,
@@ -51,7 +52,10 @@ Destructive: an authorization code works once, and a refresh token works once. A
 invalidates the old refresh token at once, even if its answer is lost, so keep the new \
 refresh_token from the response and drop the old one. Never send the same refresh token \
 twice, and never run two refreshes in parallel. Nothing is retried automatically. On \
-failure the result is an error with Procore's HTTP status, its response body and a hint.";
+failure the result is an error with Procore's HTTP status, its response body and a hint.
+
+Related tools: grant_app_authorization builds the sign-in link that yields a code; \
+get_token_info checks a token without changing anything; revoke_token ends a pair.";
 
 const HELD_NOTE: &str = "\n\nThis server holds the app's client_id and client_secret: \
 omit both and it fills them in, so the secret never passes through the conversation.";
@@ -120,7 +124,7 @@ fn input_schema(capabilities: Capabilities) -> JsonObject {
             json!(["grant_type", "client_id", "client_secret"]),
         )
     };
-    let schema = json!({
+    json_object(json!({
         "type": "object",
         "properties": {
             "grant_type": {
@@ -159,15 +163,11 @@ fn input_schema(capabilities: Capabilities) -> JsonObject {
         },
         "required": required,
         "additionalProperties": false
-    });
-    match schema {
-        Value::Object(object) => object,
-        _ => JsonObject::new(),
-    }
+    }))
 }
 
 fn output_schema() -> JsonObject {
-    let schema = json!({
+    json_object(json!({
         "type": "object",
         "description": "Procore's token response, field for field as the login host sent it.",
         "properties": {
@@ -195,11 +195,7 @@ fn output_schema() -> JsonObject {
         },
         "required": ["access_token", "token_type"],
         "additionalProperties": true
-    });
-    match schema {
-        Value::Object(object) => object,
-        _ => JsonObject::new(),
-    }
+    }))
 }
 
 /// A checked call of this tool: the request to send.
@@ -228,19 +224,7 @@ pub fn prepare(
             ))
         })?,
     };
-    let client_id = args
-        .string("client_id")?
-        .or_else(|| held.map(|h| h.client_id.clone()));
-    let client_secret = args
-        .secret("client_secret")?
-        .or_else(|| held.map(|h| h.client_secret.clone()));
-    let (Some(client_id), Some(client_secret)) = (client_id, client_secret) else {
-        return Err(ArgumentError::Invalid(
-            "client_id and client_secret are required: this server holds no credentials \
-             (set PROCORE_CLIENT_ID and PROCORE_CLIENT_SECRET in its environment to hold them)"
-                .into(),
-        ));
-    };
+    let (client_id, client_secret) = args.client_credentials(held)?;
     let request = TokenRequest {
         grant_type,
         client_id,
@@ -307,7 +291,12 @@ pub async fn call(exchange: &TokenExchange, mut request: TokenRequest) -> (CallT
             response,
             store_error,
         } => {
-            let mut result = outcome::token_response(procore, grant, response);
+            let mut result = outcome::json_response(
+                procore,
+                Request::Token(grant),
+                response,
+                Some("access_token"),
+            );
             if let Some(error) = store_error {
                 outcome::warn_unstored(&mut result, error);
             }
@@ -320,7 +309,10 @@ pub async fn call(exchange: &TokenExchange, mut request: TokenRequest) -> (CallT
             outcome::replayed(body, *rotated_secs_ago),
             "replayed_from_store".into(),
         ),
-        Outcome::Failed(error) => (outcome::token_failure(grant, error), error.kind().into()),
+        Outcome::Failed(error) => (
+            outcome::request_failure(Request::Token(grant), error),
+            error.kind().into(),
+        ),
         Outcome::StoreUnavailable(error) => (
             outcome::refused(&format!(
                 "the token store could not be used, so nothing was sent to Procore: {error}"
@@ -337,7 +329,7 @@ mod tests {
     use super::*;
     use crate::secret::Secret;
 
-    fn args(value: Value) -> JsonObject {
+    fn args(value: serde_json::Value) -> JsonObject {
         value.as_object().cloned().unwrap()
     }
 

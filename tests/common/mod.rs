@@ -359,6 +359,14 @@ pub async fn call_token(client: &Client, arguments: Value) -> CallToolResult {
         .expect("tools/call answered")
 }
 
+/// The tool called `name` in a `tools/list` answer.
+pub fn find_tool<'a>(tools: &'a [rmcp::model::Tool], name: &str) -> &'a rmcp::model::Tool {
+    tools
+        .iter()
+        .find(|tool| tool.name == name)
+        .unwrap_or_else(|| panic!("tool {name} is listed"))
+}
+
 /// The text of the first content block.
 pub fn text(result: &CallToolResult) -> String {
     result

@@ -1,0 +1,201 @@
+//! `grant_app_authorization`: composes the link to Procore's `GET /oauth/authorize` that a
+//! user opens to approve the app and receive a one-use code.
+//!
+//! Read-only: it never contacts Procore; it only builds a URL and a random `state`.
+
+use std::sync::Arc;
+
+use rmcp::model::{CallToolResult, JsonObject, Tool, ToolAnnotations};
+use serde_json::json;
+
+use super::{
+    Capabilities,
+    arguments::{ArgumentError, Arguments},
+    json_object, outcome,
+};
+use crate::{
+    config::HeldCredentials,
+    procore::{AUTHORIZE_PATH, LoginBase, OOB_REDIRECT_URI},
+};
+
+pub const NAME: &str = "grant_app_authorization";
+const TITLE: &str = "Grant App Authorization";
+const FIELDS: [&str; 3] = ["client_id", "redirect_uri", "state"];
+/// How long Procore's authorization codes live.
+const CODE_LIFETIME_SECS: u64 = 600;
+
+const DESCRIPTION: &str = "\
+Build the Procore sign-in link (GET /oauth/authorize on the configured login host) that a \
+user opens to approve this app and receive a one-use authorization code. Read-only: it sends \
+nothing to Procore and changes nothing; it composes the URL and a random state.
+
+Use it when there is no token yet, or when the refresh token is lost or answers \
+invalid_grant. Do not use it to renew a token (get_or_refresh_an_access_token with \
+grant_type=refresh_token does that) or for a service account (grant_type=client_credentials \
+needs no user).
+
+Next steps: give authorize_url to the user to open, sign in to Procore and approve. With the \
+default redirect_uri urn:ietf:wg:oauth:2.0:oob, Procore shows the code on the page; ask the \
+user to paste it back. With a web redirect_uri, the code arrives as ?code=… on that address, \
+next to state, which must match. Within 10 minutes, exchange the code once with \
+get_or_refresh_an_access_token: grant_type=authorization_code, code, and this same \
+redirect_uri.
+
+Returns authorize_url, state, redirect_uri, client_id and code_valid_for_seconds.";
+
+/// The tool as published in `tools/list`.
+pub fn definition(capabilities: Capabilities) -> Tool {
+    let (client_id, required) = if capabilities.credentials_held {
+        (
+            "Optional: the application's Client ID; when omitted, the one this server holds \
+             is used. Only the ID goes into the link, never a secret.",
+            json!([]),
+        )
+    } else {
+        (
+            "The application's Client ID, from its page in the Procore Developer Portal, for \
+             the same Procore environment as the login host. Only the ID goes into the link, \
+             never a secret.",
+            json!(["client_id"]),
+        )
+    };
+    let schema = json_object(json!({
+        "type": "object",
+        "properties": {
+            "client_id": { "type": "string", "description": client_id },
+            "redirect_uri": {
+                "type": "string",
+                "description": "Where Procore sends the user after approval; it must equal, \
+                    character for character, a redirect URI registered for the app. Defaults \
+                    to urn:ietf:wg:oauth:2.0:oob, for installed, command-line and headless \
+                    apps: Procore then shows the code on its page instead of redirecting. \
+                    Use the same value again when exchanging the code."
+            },
+            "state": {
+                "type": "string",
+                "description": "Optional value Procore hands back unchanged with the code, to \
+                    tie the answer to this request and guard against cross-site request \
+                    forgery. When omitted, a random one is generated and returned."
+            }
+        },
+        "required": required,
+        "additionalProperties": false
+    }));
+    Tool::new(NAME, DESCRIPTION, schema)
+        .with_title(TITLE)
+        .with_raw_output_schema(Arc::new(output_schema()))
+        .with_annotations(
+            ToolAnnotations::with_title(TITLE)
+                .read_only(true)
+                .destructive(false)
+                .idempotent(true)
+                .open_world(false),
+        )
+}
+
+fn output_schema() -> JsonObject {
+    json_object(json!({
+        "type": "object",
+        "properties": {
+            "authorize_url": {
+                "type": "string",
+                "description": "The link for the user to open in a browser."
+            },
+            "state": {
+                "type": "string",
+                "description": "The state in the link; a code delivered to a web redirect \
+                    must come back with it."
+            },
+            "redirect_uri": {
+                "type": "string",
+                "description": "The redirect URI in the link; send the same value with the code."
+            },
+            "client_id": { "type": "string", "description": "The client ID in the link." },
+            "code_valid_for_seconds": {
+                "type": "integer",
+                "description": "How long the code is valid once issued."
+            }
+        },
+        "required": ["authorize_url", "state", "redirect_uri", "client_id"]
+    }))
+}
+
+/// Build the link; nothing is sent anywhere.
+pub fn call(
+    login: &LoginBase,
+    arguments: Option<&JsonObject>,
+    held: Option<&HeldCredentials>,
+) -> Result<CallToolResult, ArgumentError> {
+    let args = Arguments::check(arguments, &FIELDS)?;
+    let client_id = args.client_id(held)?.ok_or_else(|| {
+        ArgumentError::Invalid(
+            "client_id is required: this server holds no credentials (set PROCORE_CLIENT_ID \
+             and PROCORE_CLIENT_SECRET in its environment to hold them)"
+                .into(),
+        )
+    })?;
+    let redirect_uri = args
+        .string("redirect_uri")?
+        .unwrap_or_else(|| OOB_REDIRECT_URI.to_owned());
+    let state = args
+        .string("state")?
+        .unwrap_or_else(|| uuid::Uuid::new_v4().simple().to_string());
+    let mut url = login.endpoint(AUTHORIZE_PATH);
+    url.query_pairs_mut()
+        .append_pair("response_type", "code")
+        .append_pair("client_id", &client_id)
+        .append_pair("redirect_uri", &redirect_uri)
+        .append_pair("state", &state);
+    Ok(outcome::summary(json!({
+        "authorize_url": url.as_str(),
+        "state": state,
+        "redirect_uri": redirect_uri,
+        "client_id": client_id,
+        "code_valid_for_seconds": CODE_LIFETIME_SECS,
+    })))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn builds_the_authorize_link_with_defaults() {
+        let login = LoginBase::parse("https://login-sandbox.procore.com").unwrap();
+        let arguments = json_object(json!({"client_id": "abc def"}));
+        let result = call(&login, Some(&arguments), None).unwrap();
+        let out = result.structured_content.unwrap();
+        let url = url::Url::parse(out["authorize_url"].as_str().unwrap()).unwrap();
+        assert_eq!(
+            url.origin().ascii_serialization(),
+            "https://login-sandbox.procore.com"
+        );
+        assert_eq!(url.path(), "/oauth/authorize");
+        let query: Vec<(String, String)> = url.query_pairs().into_owned().collect();
+        let state = out["state"].as_str().unwrap();
+        assert_eq!(state.len(), 32, "random state");
+        assert_eq!(
+            query,
+            [
+                ("response_type".into(), "code".into()),
+                ("client_id".into(), "abc def".into()),
+                ("redirect_uri".into(), OOB_REDIRECT_URI.into()),
+                ("state".into(), state.to_owned()),
+            ]
+        );
+        let again = call(&login, Some(&arguments), None).unwrap();
+        assert_ne!(again.structured_content.unwrap()["state"], out["state"]);
+    }
+
+    #[test]
+    fn needs_a_client_id_unless_held() {
+        let login = LoginBase::parse("https://login.procore.com").unwrap();
+        assert!(call(&login, None, None).is_err());
+        let held = HeldCredentials {
+            client_id: "held".into(),
+            client_secret: crate::secret::Secret::new("s"),
+        };
+        let result = call(&login, None, Some(&held)).unwrap();
+        assert_eq!(result.structured_content.unwrap()["client_id"], "held");
+    }
+}

@@ -1,0 +1,173 @@
+//! `get_token_info`: Procore's `GET /oauth/token/info` for an access token (given, or the
+//! stored one), answered verbatim. Read-only: it consumes and changes nothing.
+
+use std::sync::Arc;
+
+use rmcp::model::{CallToolResult, JsonObject, Tool, ToolAnnotations};
+use serde_json::json;
+
+use super::{
+    Capabilities,
+    arguments::{ArgumentError, Arguments},
+    json_object,
+    outcome::{self, Request},
+};
+use crate::{config::HeldCredentials, exchange::TokenExchange};
+
+pub const NAME: &str = "get_token_info";
+const TITLE: &str = "Get Token Info";
+
+const DESCRIPTION: &str = "\
+Check a Procore access token: sends GET /oauth/token/info to the configured login host with \
+the token as a Bearer header, and returns Procore's answer verbatim: resource_owner_id (the \
+Procore user), scopes, expires_in_seconds (time left), application.uid (the client ID it was \
+issued to) and created_at. Read-only: nothing is consumed or changed, so it is safe to call \
+at any time.
+
+Use it to learn whether a token still works, how long it has left, or which user and app it \
+belongs to. It does not renew anything: for a new access token use \
+get_or_refresh_an_access_token. An expired, revoked or foreign token comes back as an error \
+(HTTP 401, invalid_token) with a hint.";
+
+const STORE_NOTE: &str = "\n\nThis server keeps a token store: omit access_token to check \
+the stored access token (of client_id, of the server-held client, or of the only stored \
+pair).";
+
+/// The tool as published in `tools/list`.
+pub fn definition(capabilities: Capabilities) -> Tool {
+    let mut properties = json!({
+        "access_token": {
+            "type": "string",
+            "description": if capabilities.token_store {
+                "The access token to check, as returned in access_token by \
+                 get_or_refresh_an_access_token. Optional here: when omitted, the stored \
+                 access token is checked."
+            } else {
+                "The access token to check, as returned in access_token by \
+                 get_or_refresh_an_access_token."
+            }
+        }
+    });
+    let mut description = DESCRIPTION.to_owned();
+    let required = if capabilities.token_store {
+        description.push_str(STORE_NOTE);
+        if let Some(map) = properties.as_object_mut() {
+            map.insert(
+                "client_id".into(),
+                json!({
+                    "type": "string",
+                    "description": "Which stored pair to check when access_token is omitted: \
+                        the application's Client ID. Defaults to the client this server holds, \
+                        or the only pair stored for this login host."
+                }),
+            );
+        }
+        json!([])
+    } else {
+        json!(["access_token"])
+    };
+    let schema = json_object(json!({
+        "type": "object",
+        "properties": properties,
+        "required": required,
+        "additionalProperties": false
+    }));
+    Tool::new(NAME, description, schema)
+        .with_title(TITLE)
+        .with_raw_output_schema(Arc::new(output_schema()))
+        .with_annotations(
+            ToolAnnotations::with_title(TITLE)
+                .read_only(true)
+                .destructive(false)
+                .idempotent(true)
+                .open_world(true),
+        )
+}
+
+fn output_schema() -> JsonObject {
+    json_object(json!({
+        "type": "object",
+        "description": "Procore's token info, field for field as the login host sent it.",
+        "properties": {
+            "resource_owner_id": {
+                "type": ["integer", "null"],
+                "description": "The Procore user the token acts for (null for a service account)."
+            },
+            "scopes": {
+                "type": "array",
+                "items": { "type": "string" },
+                "description": "The scopes granted to the token."
+            },
+            "expires_in_seconds": {
+                "type": "integer",
+                "description": "Seconds until the access token expires."
+            },
+            "application": {
+                "type": "object",
+                "properties": { "uid": { "type": "string", "description": "The client ID." } },
+                "description": "The application the token was issued to."
+            },
+            "created_at": {
+                "type": "integer",
+                "description": "When the token was issued, in Unix seconds."
+            }
+        },
+        "additionalProperties": true
+    }))
+}
+
+/// Check the token with Procore; the result and a short label for the log line.
+pub async fn call(
+    exchange: &TokenExchange,
+    arguments: Option<&JsonObject>,
+    held: Option<&HeldCredentials>,
+) -> Result<(CallToolResult, String), ArgumentError> {
+    let store = exchange.store().is_some();
+    let accepted: &[&str] = if store {
+        &["access_token", "client_id"]
+    } else {
+        &["access_token"]
+    };
+    let args = Arguments::check(arguments, accepted)?;
+    let access_token = match args.secret("access_token")? {
+        Some(token) => token,
+        None if store => {
+            let client_id = args.client_id(held)?;
+            match exchange.stored_pair(client_id.as_deref()) {
+                Ok(Some(pair)) => pair.token("access_token").ok_or_else(|| {
+                    ArgumentError::Invalid("the stored pair has no access_token".into())
+                })?,
+                Ok(None) => {
+                    return Err(ArgumentError::Invalid(format!(
+                        "access_token is missing and the token store holds no pair for {} at \
+                         {}; pass access_token, or obtain tokens first",
+                        client_id.as_deref().unwrap_or("any single client"),
+                        exchange.login_host()
+                    )));
+                }
+                Err(error) => {
+                    return Ok((
+                        outcome::refused(&format!("the token store could not be read: {error}")),
+                        "store_unavailable".into(),
+                    ));
+                }
+            }
+        }
+        None => {
+            return Err(ArgumentError::Invalid(
+                "access_token is required: the access token to check".into(),
+            ));
+        }
+    };
+    let procore = exchange.procore();
+    Ok(match procore.token_info(&access_token).await {
+        Ok(response) => (
+            outcome::json_response(procore, Request::TokenInfo, &response, None),
+            response.status.as_u16().to_string(),
+        ),
+        Err(error) => (
+            outcome::request_failure(Request::TokenInfo, &error),
+            error.kind().into(),
+        ),
+    })
+}
