@@ -5,6 +5,8 @@
 //! retries) → the Procore login host. Each step knows only the next one.
 
 pub mod config;
+pub mod demo;
+pub mod emulator;
 pub mod logging;
 pub mod procore;
 pub mod secret;

@@ -4,23 +4,40 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use procore_token_mcp::{
-    config::{Cli, Config, TransportConfig},
-    logging,
+    config::{Cli, Command, Config, TransportConfig},
+    demo, emulator, logging,
     procore::ProcoreClient,
     tools::ProcoreTokenServer,
     transport,
 };
 use tokio_util::sync::CancellationToken;
 
+/// What to run, once the command line is understood.
+enum Job {
+    Serve(Config),
+    Emulator(emulator::settings::EmulatorArgs),
+    Demo(demo::DemoArgs),
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     logging::init();
-    let config = match Config::resolve(&cli.serve, |name| std::env::var(name).ok()) {
-        Ok(config) => config,
-        Err(error) => {
-            eprintln!("procore-token-mcp: {error}");
-            return ExitCode::from(2);
-        }
+    let job = match cli.command {
+        Some(Command::Emulator(args)) => match args.config() {
+            Ok(_) => Job::Emulator(args),
+            Err(error) => {
+                eprintln!("procore-token-mcp emulator: {error}");
+                return ExitCode::from(2);
+            }
+        },
+        Some(Command::Demo(args)) => Job::Demo(args),
+        None => match Config::resolve(&cli.serve, |name| std::env::var(name).ok()) {
+            Ok(config) => Job::Serve(config),
+            Err(error) => {
+                eprintln!("procore-token-mcp: {error}");
+                return ExitCode::from(2);
+            }
+        },
     };
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -32,7 +49,14 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(run(config)) {
+    let outcome = runtime.block_on(async {
+        match job {
+            Job::Serve(config) => run(config).await,
+            Job::Emulator(args) => emulator::settings::run(args, signal_token()).await,
+            Job::Demo(args) => demo::run(args, signal_token()).await,
+        }
+    });
+    match outcome {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             eprintln!("procore-token-mcp: {error:#}");
@@ -53,12 +77,15 @@ async fn run(config: Config) -> anyhow::Result<()> {
     let server = ProcoreTokenServer::new(procore, config.held.clone());
     match &config.transport {
         TransportConfig::Stdio => transport::stdio::serve(server).await,
-        TransportConfig::Http(http) => {
-            let shutdown = CancellationToken::new();
-            tokio::spawn(stop_on_signal(shutdown.clone()));
-            transport::http::serve(server, http, shutdown).await
-        }
+        TransportConfig::Http(http) => transport::http::serve(server, http, signal_token()).await,
     }
+}
+
+/// A token cancelled on SIGINT or SIGTERM.
+fn signal_token() -> CancellationToken {
+    let shutdown = CancellationToken::new();
+    tokio::spawn(stop_on_signal(shutdown.clone()));
+    shutdown
 }
 
 /// Cancel `shutdown` on SIGINT or SIGTERM.
