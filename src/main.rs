@@ -15,7 +15,10 @@ use tokio_util::sync::CancellationToken;
 /// What to run, once the command line is understood.
 enum Job {
     Serve(Config),
-    Emulator(emulator::settings::EmulatorArgs),
+    Emulator {
+        config: emulator::EmulatorConfig,
+        secret_given: bool,
+    },
     Demo(demo::DemoArgs),
 }
 
@@ -24,7 +27,10 @@ fn main() -> ExitCode {
     logging::init();
     let job = match cli.command {
         Some(Command::Emulator(args)) => match args.config() {
-            Ok(_) => Job::Emulator(args),
+            Ok(config) => Job::Emulator {
+                config,
+                secret_given: args.client_secret.is_some(),
+            },
             Err(error) => {
                 eprintln!("procore-token-mcp emulator: {error}");
                 return ExitCode::from(2);
@@ -52,7 +58,10 @@ fn main() -> ExitCode {
     let outcome = runtime.block_on(async {
         match job {
             Job::Serve(config) => run(config).await,
-            Job::Emulator(args) => emulator::settings::run(args, signal_token()).await,
+            Job::Emulator {
+                config,
+                secret_given,
+            } => emulator::settings::run(config, secret_given, signal_token()).await,
             Job::Demo(args) => demo::run(args, signal_token()).await,
         }
     });

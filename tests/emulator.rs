@@ -63,6 +63,15 @@ async fn refresh(emulator: &RunningEmulator, refresh_token: &str) -> Answer {
     .await
 }
 
+/// `client_credentials` with the app's credentials in a JSON body.
+async fn service_token(emulator: &RunningEmulator) -> Answer {
+    post_token(
+        emulator.base_url(),
+        &with_client(emulator, json!({"grant_type": "client_credentials"})),
+    )
+    .await
+}
+
 /// A first token pair for the emulated user: (access_token, refresh_token).
 async fn first_pair(emulator: &RunningEmulator) -> (String, String) {
     let code = code_for(emulator).await;
@@ -347,11 +356,7 @@ async fn refresh_rotates_the_pair_and_any_reuse_is_rejected() {
 #[tokio::test]
 async fn client_credentials_get_an_access_token_and_no_refresh_token() {
     let emulator = start_emulator(EmulatorConfig::generated()).await;
-    let answer = post_token(
-        emulator.base_url(),
-        &with_client(&emulator, json!({"grant_type": "client_credentials"})),
-    )
-    .await;
+    let answer = service_token(&emulator).await;
     assert_token_response(&answer, false, 5400);
     let access = answer.json()["access_token"].as_str().unwrap().to_owned();
     let info = token_info(emulator.base_url(), &access).await;
@@ -360,11 +365,7 @@ async fn client_credentials_get_an_access_token_and_no_refresh_token() {
     assert_eq!(info.json()["application"]["uid"], emulator.client_id());
 
     // Asking again simply gives another token.
-    let again = post_token(
-        emulator.base_url(),
-        &with_client(&emulator, json!({"grant_type": "client_credentials"})),
-    )
-    .await;
+    let again = service_token(&emulator).await;
     assert_ne!(again.json()["access_token"], access.as_str());
     post_token(
         emulator.base_url(),
@@ -755,11 +756,7 @@ async fn status_faults_answer_429_or_5xx_with_retry_after_and_consume_nothing() 
         .unwrap();
 
     // Another grant passes untouched.
-    let other = post_token(
-        emulator.base_url(),
-        &with_client(&emulator, json!({"grant_type": "client_credentials"})),
-    )
-    .await;
+    let other = service_token(&emulator).await;
     assert_eq!(other.status, 200);
 
     let faulted = refresh(&emulator, &refresh_token).await;
@@ -778,21 +775,13 @@ async fn status_faults_answer_429_or_5xx_with_retry_after_and_consume_nothing() 
         }))
         .unwrap();
     for _ in 0..2 {
-        let limited = post_token(
-            emulator.base_url(),
-            &with_client(&emulator, json!({"grant_type": "client_credentials"})),
-        )
-        .await;
+        let limited = service_token(&emulator).await;
         assert_eq!(limited.status, 429);
         assert_eq!(limited.header("retry-after"), Some("30"));
         assert_eq!(limited.header("x-rate-limit-remaining"), Some("0"));
         assert!(limited.header("x-rate-limit-reset").is_some());
     }
-    let after = post_token(
-        emulator.base_url(),
-        &with_client(&emulator, json!({"grant_type": "client_credentials"})),
-    )
-    .await;
+    let after = service_token(&emulator).await;
     assert_eq!(after.status, 200);
     assert_eq!(emulator.stats().faults_applied.status, 3);
 }
@@ -896,11 +885,7 @@ async fn the_control_endpoint_arms_faults_and_reports_counters() {
         "the same state in process"
     );
 
-    let faulted = post_token(
-        &base,
-        &with_client(&emulator, json!({"grant_type": "client_credentials"})),
-    )
-    .await;
+    let faulted = service_token(&emulator).await;
     assert_eq!(faulted.status, 502);
 
     // Bad updates change nothing.

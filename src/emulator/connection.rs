@@ -182,6 +182,15 @@ impl Connected<IncomingStream<'_, DroppableListener>> for ConnectionInfo {
 }
 
 impl ConnectionInfo {
+    /// The information of a connection from `peer` (for unit tests).
+    #[cfg(test)]
+    pub fn for_peer(peer: &str) -> Self {
+        Self {
+            peer: peer.parse().unwrap(),
+            switch: DropSwitch::default(),
+        }
+    }
+
     /// Whether the peer is on this machine (`127.0.0.0/8`, `::1`, or their IPv4-mapped form).
     pub fn peer_is_loopback(&self) -> bool {
         self.peer.ip().to_canonical().is_loopback()
@@ -193,10 +202,7 @@ mod tests {
     use super::*;
 
     fn info(peer: &str) -> ConnectionInfo {
-        ConnectionInfo {
-            peer: peer.parse().unwrap(),
-            switch: DropSwitch::default(),
-        }
+        ConnectionInfo::for_peer(peer)
     }
 
     #[test]

@@ -108,13 +108,9 @@ async fn reset_stats(State(shared): State<AppState>) -> Response {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::emulator::connection::DropSwitch;
 
     fn from(peer: &str) -> ConnectionInfo {
-        ConnectionInfo {
-            peer: peer.parse().unwrap(),
-            switch: DropSwitch::default(),
-        }
+        ConnectionInfo::for_peer(peer)
     }
 
     #[test]

@@ -393,11 +393,6 @@ impl RunningEmulator {
         self.shared.store().faults = Faults::default();
     }
 
-    /// A token that is cancelled when the emulator stops.
-    pub fn stopped(&self) -> CancellationToken {
-        self.shutdown.clone()
-    }
-
     /// Stop accepting, let open requests finish for a few seconds, then stop.
     pub async fn shutdown(mut self) {
         self.shutdown.cancel();

@@ -166,9 +166,13 @@ pub fn banner(emulator: &RunningEmulator, secret_given: bool) -> Vec<String> {
     ]
 }
 
-/// Run the emulator until `shutdown` is cancelled.
-pub async fn run(args: EmulatorArgs, shutdown: CancellationToken) -> anyhow::Result<()> {
-    let config = args.config()?;
+/// Run the emulator of `config` (from [`EmulatorArgs::config`]) until `shutdown` is
+/// cancelled. `secret_given`: the secret came from the user, so the banner hides it.
+pub async fn run(
+    config: EmulatorConfig,
+    secret_given: bool,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
     if !config.listen.ip().is_loopback() {
         tracing::warn!(
             listen = %config.listen,
@@ -178,7 +182,7 @@ pub async fn run(args: EmulatorArgs, shutdown: CancellationToken) -> anyhow::Res
     }
     let faults = config.faults.clone();
     let emulator = Emulator::start(config).await?;
-    for line in banner(&emulator, args.client_secret.is_some()) {
+    for line in banner(&emulator, secret_given) {
         println!("{line}");
     }
     if !faults.is_empty() {

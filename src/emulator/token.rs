@@ -121,27 +121,20 @@ fn process(shared: &AppState, params: &Params, grant_name: Option<&str>) -> Outc
         return OAuthError::UnsupportedGrantType.into();
     };
     let client = params.client();
-    match grant {
-        GrantType::RefreshToken => refresh(shared, params, client),
-        GrantType::AuthorizationCode => {
-            let client = match authenticated(shared, params, client) {
-                Ok(client) => client,
-                Err(error) => return error.into(),
-            };
-            authorization_code(shared, params, &client)
-        }
-        GrantType::ClientCredentials => {
-            let client = match authenticated(shared, params, client) {
-                Ok(client) => client,
-                Err(error) => return error.into(),
-            };
-            let tokens =
-                shared
-                    .store()
-                    .issue_tokens(&client.client_id, None, false, shared.access_ttl);
-            success(&tokens)
-        }
+    if grant == GrantType::RefreshToken {
+        return refresh(shared, params, client);
     }
+    let client = match authenticated(shared, params, client) {
+        Ok(client) => client,
+        Err(error) => return error.into(),
+    };
+    if grant == GrantType::AuthorizationCode {
+        return authorization_code(shared, params, &client);
+    }
+    let tokens = shared
+        .store()
+        .issue_tokens(&client.client_id, None, false, shared.access_ttl);
+    success(&tokens)
 }
 
 /// The client's credentials, if they are the registered application's.

@@ -10,7 +10,7 @@ use reqwest::{StatusCode, header::HeaderMap};
 use serde_json::Value;
 use tokio::process::{Child, Command};
 
-use super::{BIN, Logs};
+use super::{Launch, Logs};
 
 pub const OOB: &str = "urn:ietf:wg:oauth:2.0:oob";
 
@@ -183,8 +183,13 @@ pub async fn wait_line(lines: &Logs, needle: &str) -> String {
     panic!("no line with {needle:?} in:\n{}", lines.text());
 }
 
+/// The binary with `args` (on the clean environment of [`Launch`], without the emulator's
+/// variables either), its stdout and stderr followed.
 fn spawn(args: &[&str]) -> (Child, Logs, Logs) {
-    let mut command = Command::new(BIN);
+    let mut command = args
+        .iter()
+        .fold(Launch::default(), |launch, arg| launch.arg(*arg))
+        .command();
     for name in [
         "EMULATOR_LISTEN",
         "EMULATOR_CLIENT_ID",
@@ -192,18 +197,13 @@ fn spawn(args: &[&str]) -> (Child, Logs, Logs) {
         "EMULATOR_REDIRECT_URI",
         "EMULATOR_CODE_TTL_SECS",
         "EMULATOR_ACCESS_TTL_SECS",
-        "PROCORE_CLIENT_ID",
-        "PROCORE_CLIENT_SECRET",
-        "RUST_LOG",
     ] {
         command.env_remove(name);
     }
     command
-        .args(args)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true);
+        .stderr(Stdio::piped());
     let mut child = command.spawn().expect("spawn the binary");
     let stdout = Logs::follow(child.stdout.take().expect("piped stdout"));
     let stderr = Logs::follow(child.stderr.take().expect("piped stderr"));
