@@ -4,7 +4,7 @@
 //! Needs no credentials and no network; it must never point at, or claim to reach, Procore.
 //! The generated demo secret is printed on purpose (it exists only in this process).
 
-use std::{net::SocketAddr, time::Duration};
+use std::{io::Write, net::SocketAddr, time::Duration};
 
 use clap::Args;
 use tokio_util::sync::CancellationToken;
@@ -68,7 +68,8 @@ pub async fn run(args: DemoArgs, shutdown: CancellationToken) -> anyhow::Result<
         environment = "local-emulator",
         "demo starting: the MCP server's login host is the local OAuth emulator"
     );
-    println!("{}", instructions(&emulator, &mcp_base));
+    // Written, not `println!`ed: a closed stdout must not stop the demo.
+    let _ = writeln!(std::io::stdout(), "{}", instructions(&emulator, &mcp_base));
     let served = transport::http::serve_on(listener, server, &http, shutdown).await;
     emulator.shutdown().await;
     served

@@ -10,7 +10,7 @@
 //! A client secret given by flag or environment is never printed (the banner says
 //! `client_secret=(given)`); only a generated one is.
 
-use std::{net::SocketAddr, time::Duration};
+use std::{io::Write, net::SocketAddr, time::Duration};
 
 use clap::Args;
 use tokio_util::sync::CancellationToken;
@@ -182,9 +182,15 @@ pub async fn run(
     }
     let faults = config.faults.clone();
     let emulator = Emulator::start(config).await?;
+    // Written, not `println!`ed: a closed stdout (`| head -1`) must not stop the emulator.
+    let mut stdout = std::io::stdout().lock();
     for line in banner(&emulator, secret_given) {
-        println!("{line}");
+        if writeln!(stdout, "{line}").is_err() {
+            break;
+        }
     }
+    let _ = stdout.flush();
+    drop(stdout);
     if !faults.is_empty() {
         tracing::info!(
             faults = %serde_json::to_string(&faults).unwrap_or_default(),
