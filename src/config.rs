@@ -6,9 +6,11 @@
 
 use std::{net::SocketAddr, path::PathBuf, time::Duration};
 
-use clap::{Args, Parser, ValueEnum};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::{
+    demo::DemoArgs,
+    emulator::settings::EmulatorArgs,
     procore::{LoginBase, LoginBaseError},
     secret::Secret,
 };
@@ -34,7 +36,9 @@ Examples:
   procore-token-mcp                                  stdio, production login host
   procore-token-mcp --procore-env sandbox            stdio, developer sandbox
   procore-token-mcp --transport http --listen 127.0.0.1:8722
-                                                     streamable HTTP at /mcp, old SSE at /sse";
+                                                     streamable HTTP at /mcp, old SSE at /sse
+  procore-token-mcp demo                             try it all locally, no credentials
+  procore-token-mcp emulator --listen 127.0.0.1:0    a local OAuth emulator for tests";
 
 /// `procore-token-mcp`: an MCP server that obtains and renews Procore OAuth 2.0 access tokens.
 #[derive(Debug, Parser)]
@@ -46,11 +50,26 @@ Examples:
                   the token request to the Procore login host's /oauth/token and returns \
                   Procore's token JSON as received. Token requests are never retried: \
                   authorization codes and refresh tokens are single-use.",
-    after_help = HELP_FOOTER
+    after_help = HELP_FOOTER,
+    args_conflicts_with_subcommands = true
 )]
 pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+
     #[command(flatten)]
     pub serve: ServeArgs,
+}
+
+/// Subcommands; without one, the server runs.
+#[derive(Debug, Clone, Subcommand)]
+pub enum Command {
+    /// Run a local emulator of Procore's OAuth endpoints (for tests, CI and demos; it is
+    /// not Procore). Prints its URL and its application's credentials at start-up.
+    Emulator(EmulatorArgs),
+    /// Start the local OAuth emulator and this server's HTTP transport pointed at it, both
+    /// on loopback, and print how to try the whole token flow. Runs until Ctrl-C.
+    Demo(DemoArgs),
 }
 
 /// How the server reaches its MCP clients.

@@ -4,7 +4,8 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use procore_token_mcp::{
-    config::{Cli, Config, TransportConfig},
+    config::{Cli, Command, Config, TransportConfig},
+    demo, emulator,
     exchange::{StoreSettings, TokenExchange},
     logging,
     procore::ProcoreClient,
@@ -14,28 +15,38 @@ use procore_token_mcp::{
 };
 use tokio_util::sync::CancellationToken;
 
+/// What to run, once the command line is understood.
+enum Job {
+    Serve(Config, Option<StoreSettings>),
+    Emulator {
+        config: emulator::EmulatorConfig,
+        secret_given: bool,
+    },
+    Demo(demo::DemoArgs),
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     logging::init();
-    let config = match Config::resolve(&cli.serve, |name| std::env::var(name).ok()) {
-        Ok(config) => config,
-        Err(error) => {
-            eprintln!("procore-token-mcp: {error}");
-            return ExitCode::from(2);
-        }
-    };
-    let store = match &config.token_store {
-        Some(path) => match TokenStore::open(path) {
-            Ok(store) => Some(StoreSettings {
-                store,
-                reuse_window: config.reuse_window,
-            }),
+    let job = match cli.command {
+        Some(Command::Emulator(args)) => match args.config() {
+            Ok(config) => Job::Emulator {
+                config,
+                secret_given: args.client_secret.is_some(),
+            },
+            Err(error) => {
+                eprintln!("procore-token-mcp emulator: {error}");
+                return ExitCode::from(2);
+            }
+        },
+        Some(Command::Demo(args)) => Job::Demo(args),
+        None => match serve_job(&cli.serve) {
+            Ok(job) => job,
             Err(error) => {
                 eprintln!("procore-token-mcp: {error}");
                 return ExitCode::from(2);
             }
         },
-        None => None,
     };
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -47,13 +58,36 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(run(config, store)) {
+    let outcome = runtime.block_on(async {
+        match job {
+            Job::Serve(config, store) => run(config, store).await,
+            Job::Emulator {
+                config,
+                secret_given,
+            } => emulator::settings::run(config, secret_given, signal_token()).await,
+            Job::Demo(args) => demo::run(args, signal_token()).await,
+        }
+    });
+    match outcome {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             eprintln!("procore-token-mcp: {error:#}");
             ExitCode::FAILURE
         }
     }
+}
+
+/// The server's configuration and its token store, checked before anything starts.
+fn serve_job(args: &procore_token_mcp::config::ServeArgs) -> anyhow::Result<Job> {
+    let config = Config::resolve(args, |name| std::env::var(name).ok())?;
+    let store = match &config.token_store {
+        Some(path) => Some(StoreSettings {
+            store: TokenStore::open(path)?,
+            reuse_window: config.reuse_window,
+        }),
+        None => None,
+    };
+    Ok(Job::Serve(config, store))
 }
 
 async fn run(config: Config, store: Option<StoreSettings>) -> anyhow::Result<()> {
@@ -70,12 +104,15 @@ async fn run(config: Config, store: Option<StoreSettings>) -> anyhow::Result<()>
     let server = ProcoreTokenServer::new(exchange, config.held.clone());
     match &config.transport {
         TransportConfig::Stdio => transport::stdio::serve(server).await,
-        TransportConfig::Http(http) => {
-            let shutdown = CancellationToken::new();
-            tokio::spawn(stop_on_signal(shutdown.clone()));
-            transport::http::serve(server, http, shutdown).await
-        }
+        TransportConfig::Http(http) => transport::http::serve(server, http, signal_token()).await,
     }
+}
+
+/// A token cancelled on SIGINT or SIGTERM.
+fn signal_token() -> CancellationToken {
+    let shutdown = CancellationToken::new();
+    tokio::spawn(stop_on_signal(shutdown.clone()));
+    shutdown
 }
 
 /// Cancel `shutdown` on SIGINT or SIGTERM.

@@ -320,7 +320,10 @@ async fn held_credentials_fill_in_what_the_caller_omits() {
     .await;
 
     let tools = client.list_all_tools().await.unwrap();
-    assert_eq!(find_tool(&tools, TOOL).input_schema["required"], json!(["grant_type"]));
+    assert_eq!(
+        find_tool(&tools, TOOL).input_schema["required"],
+        json!(["grant_type"])
+    );
 
     let result = call_token(&client, json!({"grant_type": "client_credentials"})).await;
     assert!(!is_error(&result), "{}", text(&result));

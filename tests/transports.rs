@@ -22,7 +22,12 @@ async fn exercise(client: &Client, upstream: &Upstream) {
     let names: Vec<&str> = tools.iter().map(|tool| tool.name.as_ref()).collect();
     assert_eq!(
         names,
-        ["grant_app_authorization", TOOL, "get_token_info", "revoke_token"]
+        [
+            "grant_app_authorization",
+            TOOL,
+            "get_token_info",
+            "revoke_token"
+        ]
     );
     let before = upstream.count();
     let result = call_token(client, client_credentials()).await;

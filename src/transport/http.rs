@@ -57,9 +57,24 @@ pub async fn serve(
     config: &HttpConfig,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
-    let listener = TcpListener::bind(config.listen)
+    let listener = bind(config).await?;
+    serve_on(listener, server, config, shutdown).await
+}
+
+/// Bind the listen address of `config` (to learn the real port before serving).
+pub async fn bind(config: &HttpConfig) -> anyhow::Result<TcpListener> {
+    TcpListener::bind(config.listen)
         .await
-        .map_err(|error| anyhow::anyhow!("cannot listen on {}: {error}", config.listen))?;
+        .map_err(|error| anyhow::anyhow!("cannot listen on {}: {error}", config.listen))
+}
+
+/// [`serve`] on a listener already bound.
+pub async fn serve_on(
+    listener: TcpListener,
+    server: ProcoreTokenServer,
+    config: &HttpConfig,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
     let address = listener.local_addr()?;
     announce(address);
     let app = router(server, config, &shutdown);

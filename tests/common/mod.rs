@@ -3,6 +3,7 @@
 //! a small client for the old HTTP+SSE transport, which rmcp no longer ships).
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+pub mod emulator_flow;
 pub mod sse_client;
 
 use std::{
