@@ -18,13 +18,14 @@ use std::{
 };
 
 use futures::{FutureExt, future::Shared};
+use tokio_util::task::TaskTracker;
 
 use crate::{
     procore::{GrantType, ProcoreClient, TokenRequest, UpstreamError, UpstreamResponse},
     secret::Secret,
     store::{
         Rotation, StoreContents, StoreError, StoredPair, TokenStore, credentials_sha256,
-        sha256_hex, unix_now,
+        sha256_hex, unix_now_ms, within,
     },
 };
 
@@ -61,6 +62,8 @@ pub struct TokenExchange {
     store: Option<StoreSettings>,
     flights: Arc<Mutex<HashMap<String, (u64, Flight)>>>,
     next_flight: std::sync::atomic::AtomicU64,
+    /// Every flight's task, so shutdown can wait for answers still on their way.
+    tasks: TaskTracker,
 }
 
 impl TokenExchange {
@@ -70,7 +73,28 @@ impl TokenExchange {
             store,
             flights: Arc::default(),
             next_flight: std::sync::atomic::AtomicU64::new(0),
+            tasks: TaskTracker::new(),
         }
+    }
+
+    /// Before the process exits: wait (at most `limit`) for exchanges still in flight, so an
+    /// answer already on its way is received and stored rather than lost. Whether all
+    /// finished.
+    pub async fn drain(&self, limit: Duration) -> bool {
+        self.tasks.close();
+        if self.tasks.is_empty() {
+            return true;
+        }
+        tracing::info!(
+            in_flight = self.tasks.len(),
+            "waiting for token requests still in flight"
+        );
+        tokio::time::timeout(limit, self.tasks.wait()).await.is_ok()
+    }
+
+    /// The longest a drain may need: one whole exchange, lock wait included.
+    pub fn drain_limit(&self) -> Duration {
+        self.procore.timeout() + Duration::from_secs(1)
     }
 
     pub fn procore(&self) -> &ProcoreClient {
@@ -154,7 +178,7 @@ impl TokenExchange {
         let procore = self.procore.clone();
         let store = self.store.clone();
         let flights = self.flights.clone();
-        let task = tokio::spawn(async move {
+        let task = self.tasks.spawn(async move {
             let outcome = Arc::new(fly(&procore, store.as_ref(), &request).await);
             if let Ok(mut flights) = flights.lock()
                 && flights.get(&key).is_some_and(|(current, _)| *current == id)
@@ -204,27 +228,34 @@ async fn fly(
     };
     let host = procore.base().origin();
     let credentials = credentials_sha256(&request.client_id, &request.client_secret);
-    let now = unix_now();
-    if let Some(replayed) = replay(&contents, &host, &credentials, request, settings, now) {
+    if let Some(replayed) = replay(
+        &contents,
+        &host,
+        &credentials,
+        request,
+        settings,
+        unix_now_ms(),
+    ) {
         return replayed;
     }
     let response = match procore.request_token(request).await {
         Ok(response) => response,
         Err(error) => return Outcome::Failed(error),
     };
+    let now_ms = unix_now_ms();
     if !response.is_token_response() {
         return Outcome::Answered {
             response,
             store_error: None,
         };
     }
-    let rotated_from = lineage(&contents, &host, &credentials, request, settings, now);
+    let rotated_from = lineage(&contents, &host, &credentials, request, settings, now_ms);
     let body = String::from_utf8_lossy(&response.body).into_owned();
     contents.upsert(StoredPair {
         login_host: host,
         client_id: request.client_id.clone(),
         response: Secret::new(body),
-        stored_at: now,
+        stored_at: now_ms / 1000,
         credentials_sha256: credentials,
         rotated_from,
     });
@@ -250,7 +281,7 @@ fn replay(
     credentials: &str,
     request: &TokenRequest,
     settings: &StoreSettings,
-    now: u64,
+    now_ms: u64,
 ) -> Option<Outcome> {
     let refresh_token = request.refresh_token.as_ref()?;
     if request.grant_type != GrantType::RefreshToken {
@@ -260,10 +291,10 @@ fn replay(
     if pair.credentials_sha256 != credentials {
         return None;
     }
-    let at = pair.rotated_within(refresh_token, settings.reuse_window, now)?;
+    let at_ms = pair.rotated_within(refresh_token, settings.reuse_window, now_ms)?;
     Some(Outcome::Replayed {
         body: pair.response.clone(),
-        rotated_secs_ago: now.saturating_sub(at),
+        rotated_secs_ago: now_ms.saturating_sub(at_ms) / 1000,
     })
 }
 
@@ -275,14 +306,14 @@ fn lineage(
     credentials: &str,
     request: &TokenRequest,
     settings: &StoreSettings,
-    now: u64,
+    now_ms: u64,
 ) -> Vec<Rotation> {
     let (GrantType::RefreshToken, Some(used)) = (request.grant_type, &request.refresh_token) else {
         return Vec::new();
     };
     let mut rotations = vec![Rotation {
         refresh_token_sha256: sha256_hex(used.expose()),
-        at: now,
+        at_ms: now_ms,
     }];
     if let Some(previous) = contents.find(host, &request.client_id)
         && previous.credentials_sha256 == credentials
@@ -292,9 +323,7 @@ fn lineage(
             previous
                 .rotated_from
                 .iter()
-                .filter(|rotation| {
-                    now.saturating_sub(rotation.at) <= settings.reuse_window.as_secs()
-                })
+                .filter(|rotation| within(rotation.at_ms, settings.reuse_window, now_ms))
                 .cloned(),
         );
     }

@@ -102,10 +102,14 @@ async fn run(config: Config, store: Option<StoreSettings>) -> anyhow::Result<()>
     let procore = ProcoreClient::new(config.login.clone(), config.timeout);
     let exchange = TokenExchange::new(procore, store);
     let server = ProcoreTokenServer::new(exchange, config.held.clone());
-    match &config.transport {
-        TransportConfig::Stdio => transport::stdio::serve(server).await,
-        TransportConfig::Http(http) => transport::http::serve(server, http, signal_token()).await,
-    }
+    let served = match &config.transport {
+        TransportConfig::Stdio => transport::stdio::serve(server.clone(), signal_token()).await,
+        TransportConfig::Http(http) => {
+            transport::http::serve(server.clone(), http, signal_token()).await
+        }
+    };
+    server.drain().await;
+    served
 }
 
 /// A token cancelled on SIGINT or SIGTERM.

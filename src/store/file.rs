@@ -60,6 +60,30 @@ pub fn check_file(path: &Path) -> Result<(), StoreError> {
     Ok(())
 }
 
+/// Remove temporary files a crashed writer left beside the store (a write takes
+/// milliseconds, so anything older than `age` is abandoned). They hold token pairs.
+pub fn remove_abandoned_temporaries(path: &Path, age: std::time::Duration) {
+    let (Some(directory), Some(name)) = (path.parent(), path.file_name()) else {
+        return;
+    };
+    let mut prefix = name.to_os_string();
+    prefix.push(".tmp.");
+    let prefix = prefix.to_string_lossy().into_owned();
+    let Ok(entries) = fs::read_dir(directory) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let abandoned = entry.file_name().to_string_lossy().starts_with(&prefix)
+            && entry
+                .metadata()
+                .and_then(|metadata| metadata.modified())
+                .is_ok_and(|modified| modified.elapsed().is_ok_and(|elapsed| elapsed > age));
+        if abandoned && fs::remove_file(entry.path()).is_ok() {
+            tracing::info!(file = %entry.path().display(), "removed a temporary file left by an interrupted store write");
+        }
+    }
+}
+
 /// The file's bytes, or `None` when it does not exist yet.
 pub fn read_if_present(path: &Path) -> Result<Option<Vec<u8>>, StoreError> {
     let mut file = match File::open(path) {

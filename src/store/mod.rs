@@ -92,7 +92,8 @@ pub struct StoredPair {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Rotation {
     pub refresh_token_sha256: String,
-    pub at: u64,
+    /// Unix milliseconds when the store learned of the rotation.
+    pub at_ms: u64,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -137,6 +138,7 @@ impl TokenStore {
         file::prepare_directory(store.directory())?;
         file::check_file(&store.path)?;
         lock::create_lock_file(&store.lock_path)?;
+        file::remove_abandoned_temporaries(&store.path, Duration::from_secs(600));
         store.read()?;
         Ok(store)
     }
@@ -283,27 +285,35 @@ impl StoredPair {
             .map(Secret::new)
     }
 
-    /// When `refresh_token` was consumed by this pair's line, if within `window` of `now`.
+    /// When (Unix ms) `refresh_token` was consumed by this pair's line, if no longer ago
+    /// than `window` before `now_ms`.
     pub fn rotated_within(
         &self,
         refresh_token: &Secret,
         window: Duration,
-        now: u64,
+        now_ms: u64,
     ) -> Option<u64> {
         let hash = sha256_hex(refresh_token.expose());
         self.rotated_from
             .iter()
             .find(|rotation| rotation.refresh_token_sha256 == hash)
-            .map(|rotation| rotation.at)
-            .filter(|at| now.saturating_sub(*at) <= window.as_secs())
+            .map(|rotation| rotation.at_ms)
+            .filter(|at_ms| within(*at_ms, window, now_ms))
     }
 }
 
-/// Seconds since the Unix epoch.
-pub fn unix_now() -> u64 {
+/// Whether `at_ms` lies no further than `window` before `now_ms`.
+pub fn within(at_ms: u64, window: Duration, now_ms: u64) -> bool {
+    u128::from(now_ms.saturating_sub(at_ms)) <= window.as_millis()
+}
+
+/// Milliseconds since the Unix epoch.
+pub fn unix_now_ms() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
-        .map_or(0, |elapsed| elapsed.as_secs())
+        .map_or(0, |elapsed| {
+            u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX)
+        })
 }
 
 /// Lowercase hex SHA-256 of `text`.
@@ -347,7 +357,7 @@ mod tests {
             credentials_sha256: "c".into(),
             rotated_from: vec![Rotation {
                 refresh_token_sha256: sha256_hex("old"),
-                at: 100,
+                at_ms: 100_000,
             }],
         }
     }
@@ -379,11 +389,11 @@ mod tests {
         let a = read.find("https://login.procore.com", "a").unwrap();
         assert_eq!(a.token("refresh_token").unwrap().expose(), "y2");
         assert_eq!(
-            a.rotated_within(&Secret::new("old"), Duration::from_secs(120), 150),
-            Some(100)
+            a.rotated_within(&Secret::new("old"), Duration::from_secs(120), 150_000),
+            Some(100_000)
         );
         assert_eq!(
-            a.rotated_within(&Secret::new("old"), Duration::from_secs(10), 150),
+            a.rotated_within(&Secret::new("old"), Duration::from_secs(10), 150_000),
             None
         );
         assert!(read.only_pair_of("https://login.procore.com").is_none());

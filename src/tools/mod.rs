@@ -81,6 +81,15 @@ impl ProcoreTokenServer {
         }
     }
 
+    /// Wait for token requests still in flight before the process exits (see
+    /// [`TokenExchange::drain`]).
+    pub async fn drain(&self) {
+        let exchange = &self.inner.exchange;
+        if !exchange.drain(exchange.drain_limit()).await {
+            tracing::warn!("exiting with token requests still in flight");
+        }
+    }
+
     /// The tools this server publishes, as `tools/list` returns them.
     pub fn tools(&self) -> &[Tool] {
         &self.inner.tools

@@ -1,12 +1,13 @@
 //! The stdio transport: JSON-RPC on stdin/stdout, nothing else on stdout.
 
 use rmcp::{ServiceExt, transport::stdio_pipes};
+use tokio_util::sync::CancellationToken;
 
 use crate::tools::ProcoreTokenServer;
 
-/// Serve one client on stdin/stdout until stdin closes.
-pub async fn serve(server: ProcoreTokenServer) -> anyhow::Result<()> {
-    let running = match server.serve(stdio_pipes()).await {
+/// Serve one client on stdin/stdout until stdin closes or `shutdown` is cancelled.
+pub async fn serve(server: ProcoreTokenServer, shutdown: CancellationToken) -> anyhow::Result<()> {
+    let running = match server.serve_with_ct(stdio_pipes(), shutdown).await {
         Ok(running) => running,
         Err(error) => {
             // The error may quote the offending message; log only its kind.

@@ -1,0 +1,657 @@
+//! The token store and the refresh that cannot race or be lost, through the real binary and
+//! rmcp's client against the local emulator: single flight within a process and across
+//! processes, the reuse window after a lost answer, crashes mid-refresh, permissions and
+//! corruption, and the whole out-of-band flow using only the tools.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+mod common;
+
+use std::{
+    os::unix::fs::PermissionsExt,
+    path::{Path, PathBuf},
+    time::Duration,
+};
+
+use common::{emulator_flow::*, *};
+use procore_token_mcp::{
+    emulator::{DelayFault, DropAfterRefreshFault, EmulatorConfig, Fault, RunningEmulator},
+    procore::GrantType,
+};
+use rmcp::model::{CallToolRequestParams, CallToolResult};
+use serde_json::{Value, json};
+
+// ───────────────────────────── support ─────────────────────────────
+
+/// A private temporary directory (0700), removed on drop.
+struct StoreDir(PathBuf);
+
+impl StoreDir {
+    fn new() -> Self {
+        let dir = std::env::temp_dir().join(format!(
+            "ptm-token-store-{}-{}",
+            std::process::id(),
+            uuid::Uuid::new_v4().simple()
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700)).unwrap();
+        Self(dir)
+    }
+    fn file(&self) -> PathBuf {
+        self.0.join("tokens.json")
+    }
+}
+
+impl Drop for StoreDir {
+    fn drop(&mut self) {
+        let _ = std::fs::set_permissions(&self.0, std::fs::Permissions::from_mode(0o700));
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// The server against `emulator`, holding its credentials, keeping tokens in `store`.
+fn launch(emulator: &RunningEmulator, store: &Path) -> Launch {
+    Launch::against(emulator.base_url())
+        .arg("--token-store")
+        .arg(store.to_str().unwrap())
+        .env("PROCORE_CLIENT_ID", emulator.client_id())
+        .env("PROCORE_CLIENT_SECRET", emulator.client_secret().expose())
+}
+
+/// The pairs in the store file, as (client_id, token response JSON).
+fn stored_pairs(store: &Path) -> Vec<(String, Value)> {
+    let file: Value = serde_json::from_slice(&std::fs::read(store).unwrap()).unwrap();
+    file["pairs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|pair| {
+            let response: Value = serde_json::from_str(pair["response"].as_str().unwrap()).unwrap();
+            (pair["client_id"].as_str().unwrap().to_owned(), response)
+        })
+        .collect()
+}
+
+/// The one stored token response.
+fn stored(store: &Path) -> Value {
+    let pairs = stored_pairs(store);
+    assert_eq!(pairs.len(), 1, "one pair stored");
+    pairs[0].1.clone()
+}
+
+fn tokens_of(result: &CallToolResult) -> Value {
+    assert!(!is_error(result), "{}", text(result));
+    serde_json::from_str(&text(result)).unwrap()
+}
+
+fn field(value: &Value, name: &str) -> String {
+    value[name]
+        .as_str()
+        .unwrap_or_else(|| panic!("{name} in {value}"))
+        .to_owned()
+}
+
+async fn call(client: &Client, tool: &str, arguments: Value) -> CallToolResult {
+    client
+        .call_tool(CallToolRequestParams::new(tool.to_owned()).with_arguments(args(arguments)))
+        .await
+        .expect("tools/call answered")
+}
+
+/// A user authorizes out of band; the tool exchanges the code. The first pair.
+async fn first_pair(client: &Client, emulator: &RunningEmulator) -> Value {
+    let code = authorize_as_user(&emulator.authorize_url(OOB, "state-1")).await;
+    let result = call(
+        client,
+        TOOL,
+        json!({"grant_type": "authorization_code", "code": code, "redirect_uri": OOB}),
+    )
+    .await;
+    tokens_of(&result)
+}
+
+fn delay_refreshes(emulator: &RunningEmulator, ms: u64) {
+    emulator
+        .arm(Fault::Delay(DelayFault {
+            ms,
+            times: Some(1),
+            grant_type: Some(GrantType::RefreshToken),
+        }))
+        .unwrap();
+}
+
+// ───────────────────────────── single flight ─────────────────────────────
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fifty_concurrent_refreshes_become_one_upstream_request() {
+    let emulator = start_emulator(EmulatorConfig::generated()).await;
+    let dir = StoreDir::new();
+    let (client, _logs) = stdio_client(&launch(&emulator, &dir.file())).await;
+    let first = first_pair(&client, &emulator).await;
+    let old_refresh = field(&first, "refresh_token");
+
+    delay_refreshes(&emulator, 500);
+    let calls = (0..50).map(|_| {
+        call(
+            &client,
+            TOOL,
+            json!({"grant_type": "refresh_token", "refresh_token": old_refresh}),
+        )
+    });
+    let results = futures::future::join_all(calls).await;
+
+    assert_eq!(
+        emulator.token_requests(GrantType::RefreshToken),
+        1,
+        "one upstream refresh"
+    );
+    assert_eq!(emulator.successful_refreshes(), 1);
+    let bodies: Vec<String> = results.iter().map(text).collect();
+    assert!(results.iter().all(|r| !is_error(r)), "{}", bodies[0]);
+    assert!(
+        bodies.iter().all(|body| *body == bodies[0]),
+        "50 identical results"
+    );
+    let new_pair: Value = serde_json::from_str(&bodies[0]).unwrap();
+    assert_ne!(field(&new_pair, "refresh_token"), old_refresh);
+    assert_eq!(
+        stored(&dir.file()),
+        new_pair,
+        "the store holds the new pair"
+    );
+    client.cancel().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_refreshes_coalesce_without_a_store_too() {
+    let emulator = start_emulator(EmulatorConfig::generated()).await;
+    let (client, _logs) = stdio_client(
+        &Launch::against(emulator.base_url())
+            .env("PROCORE_CLIENT_ID", emulator.client_id())
+            .env("PROCORE_CLIENT_SECRET", emulator.client_secret().expose()),
+    )
+    .await;
+    let first = first_pair(&client, &emulator).await;
+    delay_refreshes(&emulator, 300);
+    let arguments =
+        json!({"grant_type": "refresh_token", "refresh_token": field(&first, "refresh_token")});
+    let results =
+        futures::future::join_all((0..10).map(|_| call(&client, TOOL, arguments.clone()))).await;
+    assert_eq!(emulator.token_requests(GrantType::RefreshToken), 1);
+    assert!(
+        results
+            .iter()
+            .all(|r| text(r) == text(&results[0]) && !is_error(r))
+    );
+    client.cancel().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_processes_sharing_a_store_refresh_once() {
+    let emulator = start_emulator(EmulatorConfig::generated()).await;
+    let dir = StoreDir::new();
+    let (first_process, _a) = stdio_client(&launch(&emulator, &dir.file())).await;
+    let (second_process, _b) = stdio_client(&launch(&emulator, &dir.file())).await;
+    let first = first_pair(&first_process, &emulator).await;
+
+    delay_refreshes(&emulator, 600);
+    // Both refresh the stored token at once, without passing it.
+    let refresh = json!({"grant_type": "refresh_token"});
+    let (one, two) = tokio::join!(
+        call(&first_process, TOOL, refresh.clone()),
+        call(&second_process, TOOL, refresh.clone())
+    );
+    assert_eq!(
+        emulator.token_requests(GrantType::RefreshToken),
+        1,
+        "one upstream refresh"
+    );
+    let (one, two) = (tokens_of(&one), tokens_of(&two));
+    assert_eq!(one, two, "both see the new pair");
+    assert_ne!(field(&one, "refresh_token"), field(&first, "refresh_token"));
+    assert_eq!(stored(&dir.file()), one);
+    first_process.cancel().await.unwrap();
+    second_process.cancel().await.unwrap();
+}
+
+// ───────────────────────────── lost answers ─────────────────────────────
+
+/// POST a refresh over a raw streamable HTTP session and hang up before the answer.
+async fn refresh_and_hang_up(server: &HttpServer, refresh_token: &str) {
+    let http = http();
+    let initialize = json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+        "protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}});
+    let response = http
+        .post(server.mcp_url())
+        .header("accept", "application/json, text/event-stream")
+        .json(&initialize)
+        .send()
+        .await
+        .unwrap();
+    let session = response.headers()["mcp-session-id"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    response.text().await.unwrap();
+    let call = json!({"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": {
+        "name": TOOL, "arguments": {"grant_type": "refresh_token", "refresh_token": refresh_token}}});
+    let response = http
+        .post(server.mcp_url())
+        .header("accept", "application/json, text/event-stream")
+        .header("mcp-session-id", session)
+        .header("mcp-protocol-version", "2025-06-18")
+        .json(&call)
+        .send()
+        .await
+        .unwrap();
+    // The answer is on its way (the emulator holds it back); the caller goes away.
+    let outcome = tokio::time::timeout(Duration::from_millis(200), response.text()).await;
+    assert!(
+        outcome.is_err(),
+        "the call was still pending when the caller hung up"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_answer_lost_on_the_way_to_the_caller_is_recovered_within_the_window() {
+    let emulator = start_emulator(EmulatorConfig::generated()).await;
+    let dir = StoreDir::new();
+    let server = HttpServer::start(
+        &launch(&emulator, &dir.file())
+            .arg("--reuse-window-secs")
+            .arg("3"),
+    )
+    .await;
+    let client = server.legacy_client().await;
+    let first = first_pair(&client, &emulator).await;
+    let old_refresh = field(&first, "refresh_token");
+
+    delay_refreshes(&emulator, 600);
+    refresh_and_hang_up(&server, &old_refresh).await;
+    // The server finishes the refresh on its own and stores the new pair.
+    for _ in 0..100 {
+        if field(&stored(&dir.file()), "refresh_token") != old_refresh {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let kept = stored(&dir.file());
+    assert_ne!(
+        field(&kept, "refresh_token"),
+        old_refresh,
+        "the new pair was stored"
+    );
+    assert_eq!(emulator.successful_refreshes(), 1);
+
+    // The caller retries with the token it still has: the stored successor comes back.
+    let retry = call(
+        &client,
+        TOOL,
+        json!({"grant_type": "refresh_token", "refresh_token": old_refresh}),
+    )
+    .await;
+    assert_eq!(tokens_of(&retry), kept);
+    assert!(
+        retry.meta.as_ref().is_some_and(|meta| meta
+            .0
+            .contains_key("io.github.procore-token-mcp/replayed-from-store")),
+        "marked as answered from the store"
+    );
+    assert_eq!(
+        emulator.token_requests(GrantType::RefreshToken),
+        1,
+        "nothing more was sent"
+    );
+    // The user stays logged in: the new access token works and the new refresh token renews.
+    let info = token_info(emulator.base_url(), &field(&kept, "access_token")).await;
+    assert_eq!(info.status, 200, "{}", info.text);
+    let renewed = call(
+        &client,
+        TOOL,
+        json!({"grant_type": "refresh_token", "refresh_token": field(&kept, "refresh_token")}),
+    )
+    .await;
+    let renewed = tokens_of(&renewed);
+
+    // After the window, an old token is forwarded and Procore's answer comes back.
+    tokio::time::sleep(Duration::from_millis(3200)).await;
+    let late = call(
+        &client,
+        TOOL,
+        json!({"grant_type": "refresh_token", "refresh_token": field(&kept, "refresh_token")}),
+    )
+    .await;
+    assert!(is_error(&late));
+    assert!(text(&late).contains("invalid_grant"), "{}", text(&late));
+    assert_eq!(
+        stored(&dir.file()),
+        renewed,
+        "a refused refresh leaves the store alone"
+    );
+    client.cancel().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_answer_lost_before_the_server_got_it_cannot_be_recovered() {
+    // The emulator's lost-response fault: Procore rotated the pair but the answer never
+    // reached this server. No client can recover that; the store keeps the old pair, the
+    // tool says so, and the retry gets invalid_grant with the explanation.
+    let emulator = start_emulator(EmulatorConfig::generated()).await;
+    let dir = StoreDir::new();
+    let (client, _logs) = stdio_client(&launch(&emulator, &dir.file())).await;
+    let first = first_pair(&client, &emulator).await;
+    emulator
+        .arm(Fault::DropAfterRefresh(DropAfterRefreshFault {
+            times: Some(1),
+        }))
+        .unwrap();
+    let lost = call(&client, TOOL, json!({"grant_type": "refresh_token"})).await;
+    assert!(is_error(&lost));
+    assert!(
+        text(&lost).contains("old refresh token may already be consumed"),
+        "{}",
+        text(&lost)
+    );
+    assert_eq!(stored(&dir.file()), first, "nothing new to store");
+
+    let retry = call(&client, TOOL, json!({"grant_type": "refresh_token"})).await;
+    assert!(is_error(&retry));
+    assert!(text(&retry).contains("invalid_grant"), "{}", text(&retry));
+    assert!(
+        text(&retry).contains("authorize the app again"),
+        "{}",
+        text(&retry)
+    );
+    client.cancel().await.unwrap();
+}
+
+// ───────────────────────────── crashes ─────────────────────────────
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_during_a_refresh_never_leaves_a_torn_store() {
+    let emulator = start_emulator(EmulatorConfig::generated()).await;
+    let dir = StoreDir::new();
+    let (client, _logs) = stdio_client(&launch(&emulator, &dir.file())).await;
+    first_pair(&client, &emulator).await;
+    client.cancel().await.unwrap();
+
+    // Kill at moments spread before, around and after the answer (held back 100 ms).
+    let (mut kept_old, mut kept_new) = (0, 0);
+    for kill_after_ms in [0u64, 40, 80, 95, 100, 105, 110, 120, 150, 250, 400] {
+        let before = stored(&dir.file());
+        let refreshes_before = emulator.successful_refreshes();
+        delay_refreshes(&emulator, 100);
+        let mut command = launch(&emulator, &dir.file()).command();
+        command
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null());
+        let mut child = command.spawn().unwrap();
+        let mut stdin = child.stdin.take().unwrap();
+        use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
+        let mut stdout = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
+        for line in [
+            r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"k","version":"1"}}}"#,
+            r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#,
+        ] {
+            stdin
+                .write_all(format!("{line}\n").as_bytes())
+                .await
+                .unwrap();
+        }
+        stdout.next_line().await.unwrap();
+        stdin
+            .write_all(format!("{}\n", json!({"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":TOOL,"arguments":{"grant_type":"refresh_token"}}})).as_bytes())
+            .await
+            .unwrap();
+        tokio::time::sleep(Duration::from_millis(kill_after_ms)).await;
+        child.start_kill().unwrap();
+        child.wait().await.unwrap();
+
+        // A restart reads the store: the old pair, or the new one if its answer arrived.
+        let (restarted, _logs) = stdio_client(&launch(&emulator, &dir.file())).await;
+        let after = stored(&dir.file());
+        let rotated_upstream = emulator.successful_refreshes() > refreshes_before;
+        if after == before {
+            kept_old += 1;
+        } else {
+            kept_new += 1;
+            assert!(rotated_upstream);
+            let info = token_info(emulator.base_url(), &field(&after, "access_token")).await;
+            assert_eq!(info.status, 200, "the stored new pair is the live one");
+        }
+        // Whatever the store holds must still renew; if the old pair is kept but Procore
+        // had rotated it, that is the lost-answer case no client can recover.
+        let renewed = call(&restarted, TOOL, json!({"grant_type": "refresh_token"})).await;
+        if after != before || !rotated_upstream {
+            tokens_of(&renewed);
+        } else {
+            assert!(
+                text(&renewed).contains("invalid_grant"),
+                "{}",
+                text(&renewed)
+            );
+            // Start the next round from a fresh authorization.
+            first_pair(&restarted, &emulator).await;
+        }
+        restarted.cancel().await.unwrap();
+    }
+    assert!(
+        kept_old > 0 && kept_new > 0,
+        "kills landed on both sides of the write: {kept_old} old, {kept_new} new"
+    );
+}
+
+// ───────────────────────────── refusals ─────────────────────────────
+
+async fn refused_at_start(launch: &Launch, expected: &[&str]) {
+    let output = launch.command().output().await.unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    for part in expected {
+        assert!(stderr.contains(part), "{part:?} in {stderr}");
+    }
+}
+
+#[tokio::test]
+async fn a_store_readable_by_others_is_refused() {
+    let emulator = start_emulator(EmulatorConfig::generated()).await;
+    let dir = StoreDir::new();
+    std::fs::write(dir.file(), br#"{"format":1,"pairs":[]}"#).unwrap();
+    std::fs::set_permissions(dir.file(), std::fs::Permissions::from_mode(0o644)).unwrap();
+    refused_at_start(
+        &launch(&emulator, &dir.file()),
+        &["tokens.json", "chmod 600"],
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn a_corrupt_store_is_refused_and_left_untouched() {
+    let emulator = start_emulator(EmulatorConfig::generated()).await;
+    let dir = StoreDir::new();
+    let garbage = b"{\"format\":1,\"pairs\":[{\"client_id\": tr";
+    std::fs::write(dir.file(), garbage).unwrap();
+    std::fs::set_permissions(dir.file(), std::fs::Permissions::from_mode(0o600)).unwrap();
+    refused_at_start(
+        &launch(&emulator, &dir.file()),
+        &["tokens.json", "corrupt", "line 1"],
+    )
+    .await;
+    assert_eq!(
+        std::fs::read(dir.file()).unwrap(),
+        garbage,
+        "nothing discarded"
+    );
+}
+
+/// Whether this process runs as root (then file modes do not stop it).
+fn running_as_root() -> bool {
+    std::fs::read_to_string("/proc/self/status")
+        .unwrap()
+        .lines()
+        .find_map(|line| line.strip_prefix("Uid:"))
+        .is_some_and(|uids| uids.split_whitespace().next() == Some("0"))
+}
+
+/// As root, run the server as `nobody`, for whom directory modes apply.
+fn as_unprivileged(launch: &Launch) -> tokio::process::Command {
+    let command = launch.command();
+    if !running_as_root() {
+        return command;
+    }
+    let std = command.as_std();
+    let mut wrapped = tokio::process::Command::new("setpriv");
+    wrapped
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
+        .arg(std.get_program())
+        .args(std.get_args());
+    for (name, value) in std.get_envs() {
+        match value {
+            Some(value) => wrapped.env(name, value),
+            None => wrapped.env_remove(name),
+        };
+    }
+    wrapped.kill_on_drop(true);
+    wrapped
+}
+
+/// Hand `path` to the user the server runs as.
+fn give_to_server(path: &Path) {
+    if running_as_root() {
+        std::process::Command::new("chown")
+            .args(["65534:65534", path.to_str().unwrap()])
+            .status()
+            .unwrap();
+    }
+}
+
+#[tokio::test]
+async fn an_unwritable_directory_is_refused_at_start() {
+    let emulator = start_emulator(EmulatorConfig::generated()).await;
+    let dir = StoreDir::new();
+    // World-traversable but not writable by the server's user.
+    std::fs::set_permissions(&dir.0, std::fs::Permissions::from_mode(0o555)).unwrap();
+    let output = as_unprivileged(&launch(&emulator, &dir.file()))
+        .output()
+        .await
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("tokens.json.lock"), "{stderr}");
+    assert!(stderr.contains("writable"), "{stderr}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_store_that_becomes_unwritable_loses_nothing() {
+    let emulator = start_emulator(EmulatorConfig::generated()).await;
+    let dir = StoreDir::new();
+    give_to_server(&dir.0);
+    let launch = launch(&emulator, &dir.file());
+    let (transport, _) = rmcp::transport::TokioChildProcess::builder(as_unprivileged(&launch))
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let client: Client = rmcp::ServiceExt::serve((), transport).await.unwrap();
+    let first = first_pair(&client, &emulator).await;
+
+    // The directory turns read-only under the running server.
+    std::fs::set_permissions(&dir.0, std::fs::Permissions::from_mode(0o500)).unwrap();
+    let result = call(&client, TOOL, json!({"grant_type": "refresh_token"})).await;
+    let new_pair = tokens_of(&result);
+    assert_ne!(new_pair["refresh_token"], first["refresh_token"]);
+    let warning = result
+        .content
+        .get(1)
+        .and_then(|c| c.as_text())
+        .map(|t| t.text.clone())
+        .unwrap_or_default();
+    assert!(
+        warning.contains("could not be written to the token store"),
+        "{warning}"
+    );
+    assert!(warning.contains("keep it"), "{warning}");
+    // The pair the caller got is the live one.
+    let info = token_info(emulator.base_url(), &field(&new_pair, "access_token")).await;
+    assert_eq!(info.status, 200);
+    client.cancel().await.unwrap();
+}
+
+// ───────────────────────────── the tools, end to end ─────────────────────────────
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_whole_out_of_band_flow_using_only_the_tools() {
+    let emulator = start_emulator(EmulatorConfig::generated()).await;
+    let dir = StoreDir::new();
+    let (client, _logs) = stdio_client(&launch(&emulator, &dir.file())).await;
+
+    let link = call(&client, "grant_app_authorization", json!({})).await;
+    assert!(!is_error(&link), "{}", text(&link));
+    let link = link.structured_content.unwrap();
+    assert_eq!(link["redirect_uri"], OOB);
+    assert_eq!(
+        emulator.token_requests(GrantType::AuthorizationCode),
+        0,
+        "nothing sent"
+    );
+    let code = authorize_as_user(link["authorize_url"].as_str().unwrap()).await;
+
+    let first = tokens_of(
+        &call(
+            &client,
+            TOOL,
+            json!({"grant_type": "authorization_code", "code": code, "redirect_uri": OOB}),
+        )
+        .await,
+    );
+    let info = call(&client, "get_token_info", json!({})).await;
+    assert!(!is_error(&info), "{}", text(&info));
+    let info = info.structured_content.unwrap();
+    assert_eq!(info["application"]["uid"], emulator.client_id());
+    assert!(info["expires_in_seconds"].as_i64().unwrap() > 0);
+
+    let renewed = tokens_of(&call(&client, TOOL, json!({"grant_type": "refresh_token"})).await);
+    assert_ne!(renewed["refresh_token"], first["refresh_token"]);
+    assert_eq!(stored(&dir.file()), renewed);
+
+    let revoked = call(&client, "revoke_token", json!({})).await;
+    assert!(!is_error(&revoked), "{}", text(&revoked));
+    let revoked = revoked.structured_content.unwrap();
+    assert_eq!(revoked["revoked"], true);
+    assert_eq!(revoked["removed_from_store"], true);
+    assert!(
+        stored_pairs(&dir.file()).is_empty(),
+        "the pair left the store"
+    );
+
+    let dead = call(
+        &client,
+        "get_token_info",
+        json!({"access_token": field(&renewed, "access_token")}),
+    )
+    .await;
+    assert!(is_error(&dead));
+    assert!(text(&dead).contains("HTTP 401"), "{}", text(&dead));
+    let refresh_dead = post_token(
+        emulator.base_url(),
+        &json!({"grant_type": "refresh_token", "refresh_token": field(&renewed, "refresh_token"),
+                "client_id": emulator.client_id(), "client_secret": emulator.client_secret().expose()}),
+    )
+    .await;
+    refresh_dead.assert_oauth_error(400, "invalid_grant");
+    client.cancel().await.unwrap();
+}
+
+#[tokio::test]
+async fn the_tool_list_with_a_store() {
+    let emulator = start_emulator(EmulatorConfig::generated()).await;
+    let dir = StoreDir::new();
+    let (client, _logs) = stdio_client(&launch(&emulator, &dir.file())).await;
+    let tools = serde_json::to_value(client.list_all_tools().await.unwrap()).unwrap();
+    client.cancel().await.unwrap();
+    insta::assert_json_snapshot!("tools_store", tools);
+}
