@@ -284,7 +284,7 @@ fn replay(
     now_ms: u64,
 ) -> Option<Outcome> {
     let refresh_token = request.refresh_token.as_ref()?;
-    if request.grant_type != GrantType::RefreshToken {
+    if request.grant_type != GrantType::RefreshToken || settings.reuse_window.is_zero() {
         return None;
     }
     let pair = contents.find(host, &request.client_id)?;
