@@ -25,7 +25,8 @@ use rmcp::{
     service::RequestContext,
 };
 
-use crate::{config::HeldCredentials, exchange::TokenExchange};
+use self::arguments::ArgumentError;
+use crate::{config::HeldCredentials, exchange::TokenExchange, secret::Secret, store::StoreError};
 
 const INSTRUCTIONS: &str = "\
 This server obtains Procore OAuth 2.0 access tokens. For a user's first sign-in, call \
@@ -150,15 +151,47 @@ impl ProcoreTokenServer {
     }
 }
 
-/// Arguments refused before anything was sent.
-fn invalid(error: arguments::ArgumentError) -> (CallToolResult, &'static str, String) {
+/// Why a call was refused before anything was sent to Procore.
+#[derive(Debug, thiserror::Error)]
+pub enum Refusal {
+    #[error("Invalid arguments, nothing was sent to Procore: {0}")]
+    Arguments(#[from] ArgumentError),
+    #[error("Nothing was sent to Procore: the token store could not be read: {0}")]
+    Store(#[from] StoreError),
+}
+
+/// A refused call as its result, grant label and outcome label.
+fn invalid(refusal: impl Into<Refusal>) -> (CallToolResult, &'static str, String) {
+    let refusal = refusal.into();
+    let outcome = match refusal {
+        Refusal::Arguments(_) => "invalid_arguments",
+        Refusal::Store(_) => "store_unavailable",
+    };
     (
-        CallToolResult::error(vec![ContentBlock::text(format!(
-            "Invalid arguments, nothing was sent to Procore: {error}"
-        ))]),
+        CallToolResult::error(vec![ContentBlock::text(refusal.to_string())]),
         "-",
-        "invalid_arguments".to_owned(),
+        outcome.to_owned(),
     )
+}
+
+/// The stored pair's access token, for a tool whose `argument` was omitted: of `client_id`,
+/// or of the only pair stored for this login host.
+fn stored_access_token(
+    exchange: &TokenExchange,
+    client_id: Option<&str>,
+    argument: &str,
+) -> Result<Secret, Refusal> {
+    let pair = exchange.stored_pair(client_id)?.ok_or_else(|| {
+        ArgumentError::Invalid(format!(
+            "{argument} is missing and the token store holds no pair for {} at {}; pass \
+             {argument}, or obtain tokens first",
+            client_id.map_or_else(|| "a single client".to_owned(), |id| format!("client {id}")),
+            exchange.login_host()
+        ))
+    })?;
+    Ok(pair
+        .token("access_token")
+        .ok_or_else(|| ArgumentError::Invalid("the stored pair has no access_token".into()))?)
 }
 
 /// A `json!` object literal as a schema object.

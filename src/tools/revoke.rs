@@ -7,10 +7,11 @@ use rmcp::model::{CallToolResult, JsonObject, Tool, ToolAnnotations};
 use serde_json::json;
 
 use super::{
-    Capabilities,
+    Capabilities, Refusal,
     arguments::{ArgumentError, Arguments},
     json_object,
     outcome::{self, Request},
+    stored_access_token,
 };
 use crate::{config::HeldCredentials, exchange::TokenExchange};
 
@@ -116,33 +117,19 @@ pub async fn call(
     exchange: &TokenExchange,
     arguments: Option<&JsonObject>,
     held: Option<&HeldCredentials>,
-) -> Result<(CallToolResult, String), ArgumentError> {
+) -> Result<(CallToolResult, String), Refusal> {
     let args = Arguments::check(arguments, &FIELDS)?;
     let (client_id, client_secret) = args.client_credentials(held)?;
     let token = match args.secret("token")? {
         Some(token) => token,
-        None if exchange.store().is_some() => match exchange.stored_pair(Some(&client_id)) {
-            Ok(Some(pair)) => pair.token("access_token").ok_or_else(|| {
-                ArgumentError::Invalid("the stored pair has no access_token".into())
-            })?,
-            Ok(None) => {
-                return Err(ArgumentError::Invalid(format!(
-                    "token is missing and the token store holds no pair for client {client_id} \
-                     at {}; pass token",
-                    exchange.login_host()
-                )));
-            }
-            Err(error) => {
-                return Ok((
-                    outcome::refused(&format!("the token store could not be read: {error}")),
-                    "store_unavailable".into(),
-                ));
-            }
-        },
+        None if exchange.store().is_some() => {
+            stored_access_token(exchange, Some(&client_id), "token")?
+        }
         None => {
             return Err(ArgumentError::Invalid(
                 "token is required: the access or refresh token to revoke".into(),
-            ));
+            )
+            .into());
         }
     };
     let procore = exchange.procore();

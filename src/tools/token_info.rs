@@ -7,10 +7,11 @@ use rmcp::model::{CallToolResult, JsonObject, Tool, ToolAnnotations};
 use serde_json::json;
 
 use super::{
-    Capabilities,
+    Capabilities, Refusal,
     arguments::{ArgumentError, Arguments},
     json_object,
     outcome::{self, Request},
+    stored_access_token,
 };
 use crate::{config::HeldCredentials, exchange::TokenExchange};
 
@@ -121,7 +122,7 @@ pub async fn call(
     exchange: &TokenExchange,
     arguments: Option<&JsonObject>,
     held: Option<&HeldCredentials>,
-) -> Result<(CallToolResult, String), ArgumentError> {
+) -> Result<(CallToolResult, String), Refusal> {
     let store = exchange.store().is_some();
     let accepted: &[&str] = if store {
         &["access_token", "client_id"]
@@ -132,31 +133,13 @@ pub async fn call(
     let access_token = match args.secret("access_token")? {
         Some(token) => token,
         None if store => {
-            let client_id = args.client_id(held)?;
-            match exchange.stored_pair(client_id.as_deref()) {
-                Ok(Some(pair)) => pair.token("access_token").ok_or_else(|| {
-                    ArgumentError::Invalid("the stored pair has no access_token".into())
-                })?,
-                Ok(None) => {
-                    return Err(ArgumentError::Invalid(format!(
-                        "access_token is missing and the token store holds no pair for {} at \
-                         {}; pass access_token, or obtain tokens first",
-                        client_id.as_deref().unwrap_or("any single client"),
-                        exchange.login_host()
-                    )));
-                }
-                Err(error) => {
-                    return Ok((
-                        outcome::refused(&format!("the token store could not be read: {error}")),
-                        "store_unavailable".into(),
-                    ));
-                }
-            }
+            stored_access_token(exchange, args.client_id(held)?.as_deref(), "access_token")?
         }
         None => {
             return Err(ArgumentError::Invalid(
                 "access_token is required: the access token to check".into(),
-            ));
+            )
+            .into());
         }
     };
     let procore = exchange.procore();
