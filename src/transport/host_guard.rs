@@ -122,7 +122,11 @@ pub async fn check(State(guard): State<HostGuard>, request: Request, next: Next)
 }
 
 fn forbidden(message: &'static str) -> Response {
-    (StatusCode::FORBIDDEN, message).into_response()
+    let mut response = (StatusCode::FORBIDDEN, message).into_response();
+    response
+        .headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
 }
 
 #[cfg(test)]
