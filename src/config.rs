@@ -177,14 +177,10 @@ pub const DEFAULT_SESSION_IDLE_SECS: u64 = 300;
 /// The shortest bearer token accepted for the HTTP transport.
 pub const MIN_AUTH_TOKEN_CHARS: usize = 16;
 
-fn parse_secret(value: &str) -> Result<Secret, String> {
-    let value = value.trim();
-    if value.chars().count() < MIN_AUTH_TOKEN_CHARS {
-        return Err(format!(
-            "the token must be at least {MIN_AUTH_TOKEN_CHARS} characters long"
-        ));
-    }
-    Ok(Secret::new(value))
+/// Never fails: clap quotes a refused value in its error, so checks come later, in
+/// [`Config::resolve`], whose errors name no secret.
+fn parse_secret(value: &str) -> Result<Secret, std::convert::Infallible> {
+    Ok(Secret::new(value.trim()))
 }
 
 /// The application's credentials, held by the server so callers need not pass them.
@@ -269,6 +265,8 @@ pub enum ConfigError {
          authenticates callers"
     )]
     UnauthenticatedPublicListener(SocketAddr),
+    #[error("the auth token (MCP_AUTH_TOKEN or --auth-token) must be at least {0} characters long")]
+    ShortAuthToken(usize),
 }
 
 /// Host names every HTTP listener accepts: the loopback names.
@@ -325,6 +323,13 @@ fn held_credentials(
 }
 
 fn http_config(args: &ServeArgs) -> Result<HttpConfig, ConfigError> {
+    if args
+        .auth_token
+        .as_ref()
+        .is_some_and(|token| token.expose().chars().count() < MIN_AUTH_TOKEN_CHARS)
+    {
+        return Err(ConfigError::ShortAuthToken(MIN_AUTH_TOKEN_CHARS));
+    }
     let ip = args.listen.ip().to_canonical();
     if !ip.is_loopback() && args.auth_token.is_none() && !args.allow_unauthenticated {
         return Err(ConfigError::UnauthenticatedPublicListener(args.listen));
@@ -490,9 +495,13 @@ mod tests {
 
     #[test]
     fn auth_tokens_are_secrets_of_some_length() {
-        let short = Cli::try_parse_from(["procore-token-mcp", "--auth-token", "short"]);
+        let short = Config::resolve(
+            &args(&["--transport", "http", "--auth-token", "short-canary"]),
+            env(&[]),
+        );
         let message = short.map(|_| ()).unwrap_err().to_string();
         assert!(message.contains("at least 16 characters"), "{message}");
+        assert!(!message.contains("short-canary"), "{message}");
         let parsed = args(&["--auth-token", "long-enough-token-canary"]);
         assert!(!format!("{parsed:?}").contains("long-enough-token-canary"));
         assert_eq!(

@@ -1,0 +1,221 @@
+//! Hand-made requests to the HTTP endpoints, for what a polite client never sends: a raw
+//! streamable HTTP session (initialize, then any body at all), raw posts to `/message`, and
+//! the JSON-RPC messages inside an answer (plain JSON or server-sent events).
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use reqwest::{StatusCode, header::HeaderMap};
+use serde_json::Value;
+
+use super::{HttpServer, sse_client::SseParser};
+
+pub const INITIALIZE: &str = r#"{"jsonrpc":"2.0","id":0,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"raw","version":"1"}}}"#;
+pub const INITIALIZED: &str = r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#;
+
+/// One HTTP answer, read to its end.
+#[derive(Debug)]
+pub struct Answer {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: String,
+}
+
+impl Answer {
+    /// The JSON-RPC messages in the body: the body itself, or each SSE `message` event.
+    pub fn messages(&self) -> Vec<Value> {
+        let is_sse = self
+            .headers
+            .get("content-type")
+            .is_some_and(|value| value.to_str().unwrap().starts_with("text/event-stream"));
+        if is_sse {
+            let mut parser = SseParser::default();
+            parser
+                .feed(format!("{}\n\n", self.body).as_bytes())
+                .into_iter()
+                .filter(|event| event.event == "message" && !event.data.is_empty())
+                .filter_map(|event| serde_json::from_str(&event.data).ok())
+                .collect()
+        } else {
+            serde_json::from_str(&self.body).into_iter().collect()
+        }
+    }
+
+    /// The one JSON-RPC message of the answer.
+    pub fn message(&self) -> Value {
+        let messages = self.messages();
+        assert_eq!(messages.len(), 1, "one message in {self:?}");
+        messages.into_iter().next().unwrap()
+    }
+
+    /// The JSON-RPC error code, if the answer is an error.
+    pub fn error_code(&self) -> Option<i64> {
+        self.message()["error"]["code"].as_i64()
+    }
+}
+
+pub async fn read(response: reqwest::Response) -> Answer {
+    let status = response.status();
+    let headers = response.headers().clone();
+    let body = response.text().await.unwrap_or_default();
+    Answer {
+        status,
+        headers,
+        body,
+    }
+}
+
+/// A streamable HTTP session opened by hand.
+pub struct RawSession {
+    pub http: reqwest::Client,
+    pub url: String,
+    pub id: String,
+    pub token: Option<String>,
+}
+
+impl RawSession {
+    /// `initialize` + `notifications/initialized`; panics unless both are accepted.
+    pub async fn open(server: &HttpServer, token: Option<&str>) -> Self {
+        let http = reqwest::Client::new();
+        let url = server.mcp_url();
+        let answer = post_mcp(&http, &url, None, token, INITIALIZE).await;
+        assert_eq!(answer.status, StatusCode::OK, "initialize: {answer:?}");
+        let id = answer.headers["mcp-session-id"]
+            .to_str()
+            .unwrap()
+            .to_owned();
+        let session = Self {
+            http,
+            url,
+            id,
+            token: token.map(str::to_owned),
+        };
+        let answer = session.post(INITIALIZED).await;
+        assert_eq!(answer.status, StatusCode::ACCEPTED, "{answer:?}");
+        session
+    }
+
+    /// POST `body` in this session.
+    pub async fn post(&self, body: impl Into<reqwest::Body>) -> Answer {
+        post_mcp(
+            &self.http,
+            &self.url,
+            Some(&self.id),
+            self.token.as_deref(),
+            body,
+        )
+        .await
+    }
+
+    pub async fn delete(&self) -> StatusCode {
+        let mut request = self
+            .http
+            .delete(&self.url)
+            .header("mcp-session-id", &self.id);
+        if let Some(token) = &self.token {
+            request = request.bearer_auth(token);
+        }
+        request.send().await.unwrap().status()
+    }
+}
+
+/// POST `body` to `/mcp` as a streamable HTTP client would (both Accept types, JSON).
+pub async fn post_mcp(
+    http: &reqwest::Client,
+    url: &str,
+    session: Option<&str>,
+    token: Option<&str>,
+    body: impl Into<reqwest::Body>,
+) -> Answer {
+    let mut request = http
+        .post(url)
+        .header("accept", "application/json, text/event-stream")
+        .header("content-type", "application/json")
+        .header("mcp-protocol-version", "2025-06-18")
+        .body(body);
+    if let Some(session) = session {
+        request = request.header("mcp-session-id", session);
+    }
+    if let Some(token) = token {
+        request = request.bearer_auth(token);
+    }
+    read(request.send().await.unwrap()).await
+}
+
+/// POST `body` to the old transport's `/message` endpoint of session `id`.
+pub async fn post_message(server: &HttpServer, id: &str, body: impl Into<reqwest::Body>) -> Answer {
+    let response = reqwest::Client::new()
+        .post(format!("{}/message?sessionId={id}", server.base))
+        .header("content-type", "application/json")
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    read(response).await
+}
+
+/// An old-SSE session opened by hand: the event stream and its session id.
+pub struct RawSseSession {
+    pub id: String,
+    events: std::pin::Pin<Box<dyn futures::Stream<Item = reqwest::Result<bytes::Bytes>> + Send>>,
+    parser: SseParser,
+    pending: std::collections::VecDeque<Value>,
+}
+
+impl RawSseSession {
+    /// GET /sse and wait for the `endpoint` event; `Err` carries a refusal's status.
+    pub async fn open(server: &HttpServer) -> Result<Self, Answer> {
+        let response = reqwest::Client::new()
+            .get(server.sse_url())
+            .header("accept", "text/event-stream")
+            .send()
+            .await
+            .unwrap();
+        if response.status() != StatusCode::OK {
+            return Err(read(response).await);
+        }
+        let mut session = Self {
+            id: String::new(),
+            events: Box::pin(response.bytes_stream()),
+            parser: SseParser::default(),
+            pending: Default::default(),
+        };
+        loop {
+            use futures::StreamExt;
+            let chunk = session.events.next().await.unwrap().unwrap();
+            for event in session.parser.feed(&chunk) {
+                if event.event == "endpoint" {
+                    session.id = event.data.split("sessionId=").nth(1).unwrap().to_owned();
+                }
+            }
+            if !session.id.is_empty() {
+                return Ok(session);
+            }
+        }
+    }
+
+    /// The next JSON-RPC message on the stream, or `None` when the stream ends.
+    pub async fn next_message(&mut self) -> Option<Value> {
+        use futures::StreamExt;
+        loop {
+            if let Some(message) = self.pending.pop_front() {
+                return Some(message);
+            }
+            let chunk = self.events.next().await?.ok()?;
+            for event in self.parser.feed(&chunk) {
+                if event.event == "message" {
+                    self.pending
+                        .push_back(serde_json::from_str(&event.data).unwrap());
+                }
+            }
+        }
+    }
+
+    /// `initialize` + `notifications/initialized` through `/message`.
+    pub async fn initialize(&mut self, server: &HttpServer) {
+        let answer = post_message(server, &self.id, INITIALIZE).await;
+        assert_eq!(answer.status, StatusCode::ACCEPTED, "{answer:?}");
+        let reply = self.next_message().await.expect("initialize answered");
+        assert!(reply["result"]["serverInfo"].is_object(), "{reply}");
+        let answer = post_message(server, &self.id, INITIALIZED).await;
+        assert_eq!(answer.status, StatusCode::ACCEPTED, "{answer:?}");
+    }
+}
