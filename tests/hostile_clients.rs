@@ -248,7 +248,7 @@ async fn stdio_survives_broken_lines_and_answers_wrong_requests() {
     assert!(line.contains("serverInfo"), "{line}");
     send(raw_mcp::INITIALIZED).await;
     // Unparsable lines are dropped without an answer (rmcp's rule, shared by the other SDKs,
-    // against error storms); well-formed JSON of the wrong shape gets -32600 (id null).
+    // against error storms); well-formed JSON gets the same error as over HTTP, with its id.
     for (body, code) in broken_bodies() {
         send(&body).await;
         if code != PARSE_ERROR {
@@ -260,7 +260,13 @@ async fn stdio_survives_broken_lines_and_answers_wrong_requests() {
                     .unwrap(),
             )
             .unwrap();
-            assert_eq!(reply["error"]["code"], INVALID_REQUEST, "{body}: {reply}");
+            assert_eq!(reply["error"]["code"], code, "{body}: {reply}");
+            let sent_id = serde_json::from_str::<Value>(&body)
+                .ok()
+                .and_then(|value| value.get("id").cloned())
+                .filter(|id| id.is_number() || id.is_string())
+                .unwrap_or(Value::Null);
+            assert_eq!(reply["id"], sent_id, "{body}: {reply}");
         }
     }
     for (body, id, expect) in wrong_requests() {

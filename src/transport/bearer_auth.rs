@@ -80,7 +80,13 @@ fn bearer_token(value: &[u8]) -> Option<&[u8]> {
 
 /// Axum middleware: 401 unless the request carries the configured bearer token.
 pub async fn check(State(auth): State<BearerAuth>, request: Request, next: Next) -> Response {
-    match auth.judge(request.headers().get(header::AUTHORIZATION)) {
+    let mut credentials = request.headers().get_all(header::AUTHORIZATION).iter();
+    let presented = match (credentials.next(), credentials.next()) {
+        // Two credentials are one too many: which one would a proxy have checked?
+        (Some(_), Some(_)) if auth.enabled() => Presented::Invalid,
+        (first, _) => auth.judge(first),
+    };
+    match presented {
         Presented::Valid => next.run(request).await,
         Presented::Missing => {
             tracing::warn!(
