@@ -85,7 +85,7 @@ impl FaultyUpstream {
         self.shared.script.lock().unwrap().push_back(fault);
     }
 
-    /// Requests received so far (request line and headers, as text).
+    /// Requests received so far (request line, headers and body, as text).
     pub fn requests(&self) -> Vec<String> {
         self.shared.requests.lock().unwrap().clone()
     }
@@ -139,7 +139,8 @@ async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
     }
 }
 
-/// Read one request: headers, then as many body bytes as `Content-Length` says.
+/// Read one request: headers, then as many body bytes as `Content-Length` says. The
+/// whole request comes back as text.
 async fn read_request(stream: &mut TcpStream) -> Option<String> {
     let mut buffer = Vec::new();
     let mut chunk = [0u8; 4096];
@@ -162,22 +163,21 @@ async fn read_request(stream: &mut TcpStream) -> Option<String> {
                 .then(|| value.trim().parse::<usize>().ok())?
         })
         .unwrap_or(0);
-    let mut have = buffer.len() - head_end;
-    while have < length {
+    while buffer.len() - head_end < length {
         let read = stream.read(&mut chunk).await.ok()?;
         if read == 0 {
             return None;
         }
-        have += read;
+        buffer.extend_from_slice(&chunk[..read]);
     }
-    Some(head)
+    Some(String::from_utf8_lossy(&buffer).into_owned())
 }
 
 async fn serve(mut stream: TcpStream, shared: Arc<Shared>) {
-    let Some(head) = read_request(&mut stream).await else {
+    let Some(request) = read_request(&mut stream).await else {
         return;
     };
-    shared.requests.lock().unwrap().push(head);
+    shared.requests.lock().unwrap().push(request);
     let fault = shared.script.lock().unwrap().pop_front();
     match fault {
         None => {

@@ -142,14 +142,33 @@ pub async fn post_mcp(
 
 /// POST `body` to the old transport's `/message` endpoint of session `id`.
 pub async fn post_message(server: &HttpServer, id: &str, body: impl Into<reqwest::Body>) -> Answer {
-    let response = reqwest::Client::new()
+    post_message_as(server, id, None, body).await
+}
+
+/// [`post_message`] with a bearer token.
+pub async fn post_message_with_token(
+    server: &HttpServer,
+    id: &str,
+    token: &str,
+    body: impl Into<reqwest::Body>,
+) -> Answer {
+    post_message_as(server, id, Some(token), body).await
+}
+
+async fn post_message_as(
+    server: &HttpServer,
+    id: &str,
+    token: Option<&str>,
+    body: impl Into<reqwest::Body>,
+) -> Answer {
+    let mut request = reqwest::Client::new()
         .post(format!("{}/message?sessionId={id}", server.base))
         .header("content-type", "application/json")
-        .body(body)
-        .send()
-        .await
-        .unwrap();
-    read(response).await
+        .body(body);
+    if let Some(token) = token {
+        request = request.bearer_auth(token);
+    }
+    read(request.send().await.unwrap()).await
 }
 
 /// An old-SSE session opened by hand: the event stream and its session id.
@@ -163,12 +182,22 @@ pub struct RawSseSession {
 impl RawSseSession {
     /// GET /sse and wait for the `endpoint` event; `Err` carries a refusal's status.
     pub async fn open(server: &HttpServer) -> Result<Self, Answer> {
-        let response = reqwest::Client::new()
+        Self::open_as(server, None).await
+    }
+
+    /// [`RawSseSession::open`] with a bearer token; panics on a refusal.
+    pub async fn open_with_token(server: &HttpServer, token: &str) -> Self {
+        Self::open_as(server, Some(token)).await.unwrap()
+    }
+
+    async fn open_as(server: &HttpServer, token: Option<&str>) -> Result<Self, Answer> {
+        let mut request = reqwest::Client::new()
             .get(server.sse_url())
-            .header("accept", "text/event-stream")
-            .send()
-            .await
-            .unwrap();
+            .header("accept", "text/event-stream");
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        let response = request.send().await.unwrap();
         if response.status() != StatusCode::OK {
             return Err(read(response).await);
         }
@@ -211,11 +240,20 @@ impl RawSseSession {
 
     /// `initialize` + `notifications/initialized` through `/message`.
     pub async fn initialize(&mut self, server: &HttpServer) {
-        let answer = post_message(server, &self.id, INITIALIZE).await;
+        self.initialize_as(server, None).await;
+    }
+
+    /// [`RawSseSession::initialize`] with a bearer token.
+    pub async fn initialize_with_token(&mut self, server: &HttpServer, token: &str) {
+        self.initialize_as(server, Some(token)).await;
+    }
+
+    async fn initialize_as(&mut self, server: &HttpServer, token: Option<&str>) {
+        let answer = post_message_as(server, &self.id, token, INITIALIZE).await;
         assert_eq!(answer.status, StatusCode::ACCEPTED, "{answer:?}");
         let reply = self.next_message().await.expect("initialize answered");
         assert!(reply["result"]["serverInfo"].is_object(), "{reply}");
-        let answer = post_message(server, &self.id, INITIALIZED).await;
+        let answer = post_message_as(server, &self.id, token, INITIALIZED).await;
         assert_eq!(answer.status, StatusCode::ACCEPTED, "{answer:?}");
     }
 }
