@@ -138,7 +138,8 @@ pub struct ServeArgs {
 
     /// Serve HTTP on a non-loopback address without --auth-token. Anyone who can reach
     /// the address can then call the tools; a warning is logged at every start.
-    #[arg(long, env = "MCP_ALLOW_UNAUTHENTICATED")]
+    #[arg(long, env = "MCP_ALLOW_UNAUTHENTICATED",
+          value_parser = clap::builder::BoolishValueParser::new())]
     pub allow_unauthenticated: bool,
 
     /// Largest request body accepted on /mcp and /message, in bytes; larger ones get 413.

@@ -192,8 +192,11 @@ async fn a_short_token_is_refused_at_start_up() {
 #[tokio::test]
 async fn allow_unauthenticated_warns_at_every_start() {
     init();
-    for _ in 0..2 {
-        let server = HttpServer::start(&Launch::default().arg("--allow-unauthenticated")).await;
+    for launch in [
+        Launch::default().arg("--allow-unauthenticated"),
+        Launch::default().env("MCP_ALLOW_UNAUTHENTICATED", "1"),
+    ] {
+        let server = HttpServer::start(&launch).await;
         let line = server.logs.wait_for("WITHOUT AUTHENTICATION").await;
         assert!(line.contains("WARN"), "{line}");
     }
@@ -216,4 +219,34 @@ async fn the_token_is_not_shown_in_help() {
     assert!(help.contains("--auth-token"), "{help}");
     assert!(help.contains("MCP_AUTH_TOKEN"), "{help}");
     assert!(!help.contains(TOKEN), "{help}");
+}
+
+#[tokio::test]
+async fn two_credentials_or_two_hosts_are_refused() {
+    let upstream = Upstream::start().await;
+    let server = guarded_server(&upstream).await;
+    let http = reqwest::Client::new();
+    let right = format!("Bearer {TOKEN}");
+    for pair in [
+        [right.as_str(), "Bearer wrong-but-long-enough"],
+        ["Bearer wrong-but-long-enough", right.as_str()],
+    ] {
+        let response = http
+            .get(server.sse_url())
+            .header("authorization", pair[0])
+            .header("authorization", pair[1])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::UNAUTHORIZED, "{pair:?}");
+    }
+    let response = http
+        .get(server.sse_url())
+        .header("authorization", &right)
+        .header("origin", "http://localhost")
+        .header("origin", "http://evil.example")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
 }
