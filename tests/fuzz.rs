@@ -32,7 +32,7 @@ use axum::{
     http::{Request, StatusCode},
     response::IntoResponse,
 };
-use common::{TOKEN_BODY, TOOL, sse_client::SseParser};
+use common::{TOKEN_BODY, TOOL, canaries::*, sse_client::SseParser};
 use futures::StreamExt;
 use http_body_util::BodyExt;
 use procore_token_mcp::{
@@ -56,12 +56,6 @@ use tower::ServiceExt as _;
 
 // ───────────────────────────── secrets ─────────────────────────────
 
-const CLIENT_SECRET: &str = "cs-canary-5e1d";
-const HELD_SECRET: &str = "held-secret-canary";
-const CODE: &str = "code-canary-3c2b";
-const REFRESH_IN: &str = "rt-in-canary-a1f0";
-const ACCESS_OUT: &str = "at-canary-7f3a";
-const REFRESH_OUT: &str = "rt-canary-91bc";
 const AUTH_TOKEN: &str = "auth-canary-77e2c1d0b9";
 const CANARIES: [&str; 7] = [
     CLIENT_SECRET,

@@ -12,15 +12,14 @@
 
 mod common;
 
-use std::{process::Stdio, time::Duration};
+use std::time::Duration;
 
 use common::{
-    raw_mcp::{self, Answer, RawSession, RawSseSession},
+    raw_mcp::{self, Answer, RawSession, RawSseSession, RawStdio},
     *,
 };
 use reqwest::StatusCode;
 use serde_json::{Map, Value, json};
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 
 const PARSE_ERROR: i64 = -32700;
 const INVALID_REQUEST: i64 = -32600;
@@ -231,35 +230,16 @@ async fn old_sse_answers_every_broken_or_wrong_message_properly() {
 async fn stdio_survives_broken_lines_and_answers_wrong_requests() {
     init();
     let upstream = Upstream::start().await;
-    let mut command = Launch::against(&upstream.url).command();
-    command
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null());
-    let mut child = command.spawn().unwrap();
-    let mut stdin = child.stdin.take().unwrap();
-    let mut stdout = BufReader::new(child.stdout.take().unwrap()).lines();
-    let mut send = async |line: &str| {
-        stdin.write_all(line.as_bytes()).await.unwrap();
-        stdin.write_all(b"\n").await.unwrap();
-    };
-    send(raw_mcp::INITIALIZE).await;
-    let line = stdout.next_line().await.unwrap().unwrap();
-    assert!(line.contains("serverInfo"), "{line}");
-    send(raw_mcp::INITIALIZED).await;
+    let mut stdio = RawStdio::spawn(&Launch::against(&upstream.url));
+    stdio.send(raw_mcp::INITIALIZE).await;
+    assert!(stdio.next_reply().await["result"]["serverInfo"].is_object());
+    stdio.send(raw_mcp::INITIALIZED).await;
     // Unparsable lines are dropped without an answer (rmcp's rule, shared by the other SDKs,
     // against error storms); well-formed JSON gets the same error as over HTTP, with its id.
     for (body, code) in broken_bodies() {
-        send(&body).await;
+        stdio.send(&body).await;
         if code != PARSE_ERROR {
-            let reply: Value = serde_json::from_str(
-                &tokio::time::timeout(Duration::from_secs(10), stdout.next_line())
-                    .await
-                    .unwrap()
-                    .unwrap()
-                    .unwrap(),
-            )
-            .unwrap();
+            let reply = stdio.next_reply().await;
             assert_eq!(reply["error"]["code"], code, "{body}: {reply}");
             let sent_id = serde_json::from_str::<Value>(&body)
                 .ok()
@@ -270,35 +250,21 @@ async fn stdio_survives_broken_lines_and_answers_wrong_requests() {
         }
     }
     for (body, id, expect) in wrong_requests() {
-        send(&body).await;
+        stdio.send(&body).await;
         loop {
-            let line = tokio::time::timeout(Duration::from_secs(10), stdout.next_line())
-                .await
-                .unwrap()
-                .unwrap()
-                .unwrap();
-            let reply: Value = serde_json::from_str(&line).unwrap();
+            let reply = stdio.next_reply().await;
             if reply["id"] == id {
                 assert_reply(&reply, id, &expect);
                 break;
             }
         }
     }
-    send(&call(99, client_credentials())).await;
-    let line = tokio::time::timeout(Duration::from_secs(10), stdout.next_line())
-        .await
-        .unwrap()
-        .unwrap()
-        .unwrap();
-    let reply: Value = serde_json::from_str(&line).unwrap();
+    stdio.send(&call(99, client_credentials())).await;
+    let reply = stdio.next_reply().await;
     assert_eq!(reply["id"], 99);
     assert_eq!(reply["result"]["content"][0]["text"], TOKEN_BODY);
-    drop(stdin);
-    let status = tokio::time::timeout(Duration::from_secs(5), child.wait())
-        .await
-        .unwrap()
-        .unwrap();
-    assert_eq!(status.code(), Some(0), "no crash, clean exit");
+    let (code, _) = stdio.finish().await;
+    assert_eq!(code, Some(0), "no crash, clean exit");
 }
 
 #[tokio::test]

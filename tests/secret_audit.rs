@@ -13,26 +13,21 @@
 
 mod common;
 
-use std::{process::Stdio, time::Duration};
+use std::time::Duration;
 
 use common::{
+    canaries::*,
     faulty_upstream::{Fault, FaultyUpstream, response},
-    raw_mcp::{self, Answer, RawSession, RawSseSession},
+    raw_mcp::{self, Answer, RawSession, RawSseSession, RawStdio},
     *,
 };
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use tokio::{
-    io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader},
+    io::{AsyncReadExt, AsyncWriteExt},
     net::TcpStream,
 };
 
-const CLIENT_SECRET: &str = "cs-canary-5e1d";
-const HELD_SECRET: &str = "held-secret-canary";
-const CODE: &str = "code-canary-3c2b";
-const REFRESH_IN: &str = "rt-in-canary-a1f0";
-const ACCESS_OUT: &str = "at-canary-7f3a";
-const REFRESH_OUT: &str = "rt-canary-91bc";
 const AUTH_TOKEN: &str = "auth-token-canary-5b4a39";
 const WRONG_TOKEN: &str = "presented-token-canary-0c1d";
 
@@ -510,23 +505,7 @@ async fn no_secret_escapes_over_stdio() {
     client.cancel().await.unwrap();
 
     // Raw lines: broken messages around secrets, and a cancelled call.
-    let mut command = launch(&upstream).command();
-    command
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let mut child = command.spawn().unwrap();
-    let mut stdin = child.stdin.take().unwrap();
-    let mut stdout = BufReader::new(child.stdout.take().unwrap()).lines();
-    let stderr = child.stderr.take().unwrap();
-    let raw_logs = tokio::spawn(async move {
-        let mut text = String::new();
-        BufReader::new(stderr)
-            .read_to_string(&mut text)
-            .await
-            .unwrap();
-        text
-    });
+    let mut stdio = RawStdio::spawn(&launch(&upstream));
     upstream.push(Fault::Hang);
     let lines = [
         raw_mcp::INITIALIZE.to_owned(),
@@ -540,27 +519,16 @@ async fn no_secret_escapes_over_stdio() {
         raw_call(4, grants()[1].1.clone()),
     ];
     for line in &lines {
-        stdin.write_all(line.as_bytes()).await.unwrap();
-        stdin.write_all(b"\n").await.unwrap();
+        stdio.send(line).await;
     }
     tokio::time::sleep(Duration::from_millis(300)).await;
     let cancel =
         json!({"jsonrpc": "2.0", "method": "notifications/cancelled", "params": {"requestId": 4}});
-    stdin
-        .write_all(format!("{cancel}\n").as_bytes())
-        .await
-        .unwrap();
-    stdin
-        .write_all(format!("{}\n", raw_call(5, grants()[2].1.clone())).as_bytes())
-        .await
-        .unwrap();
+    stdio.send(&cancel.to_string()).await;
+    stdio.send(&raw_call(5, grants()[2].1.clone())).await;
     let mut replies = 0;
     loop {
-        let line = tokio::time::timeout(Duration::from_secs(10), stdout.next_line())
-            .await
-            .unwrap()
-            .unwrap()
-            .unwrap();
+        let line = stdio.next_line().await;
         replies += 1;
         let done = line.contains(r#""id":5"#);
         seen.answer("stdio raw", line);
@@ -572,9 +540,7 @@ async fn no_secret_escapes_over_stdio() {
         replies >= 4,
         "initialize, three errors and the last call answered"
     );
-    drop(stdin);
-    child.wait().await.unwrap();
-    let raw_logs = raw_logs.await.unwrap();
+    let (_, raw_logs) = stdio.finish().await;
 
     seen.assert_clean();
     assert_logs_clean(&logs.text());

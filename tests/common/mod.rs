@@ -4,6 +4,7 @@
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 pub mod authed_clients;
+pub mod canaries;
 pub mod faulty_upstream;
 pub mod raw_mcp;
 pub mod sse_client;

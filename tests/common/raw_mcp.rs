@@ -257,3 +257,69 @@ impl RawSseSession {
         assert_eq!(answer.status, StatusCode::ACCEPTED, "{answer:?}");
     }
 }
+
+/// The binary over stdio, driven line by line, its stderr kept.
+pub struct RawStdio {
+    pub child: tokio::process::Child,
+    stdin: Option<tokio::process::ChildStdin>,
+    stdout: tokio::io::Lines<tokio::io::BufReader<tokio::process::ChildStdout>>,
+    stderr: tokio::task::JoinHandle<String>,
+}
+
+impl RawStdio {
+    pub fn spawn(launch: &super::Launch) -> Self {
+        use tokio::io::{AsyncBufReadExt, AsyncReadExt};
+        let mut command = launch.command();
+        command
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped());
+        let mut child = command.spawn().unwrap();
+        let stdin = child.stdin.take();
+        let stdout = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
+        let mut stderr_pipe = child.stderr.take().unwrap();
+        let stderr = tokio::spawn(async move {
+            let mut text = String::new();
+            let _ = stderr_pipe.read_to_string(&mut text).await;
+            text
+        });
+        Self {
+            child,
+            stdin,
+            stdout,
+            stderr,
+        }
+    }
+
+    /// Write `line` and a newline.
+    pub async fn send(&mut self, line: &str) {
+        use tokio::io::AsyncWriteExt;
+        let stdin = self.stdin.as_mut().expect("stdin open");
+        stdin.write_all(line.as_bytes()).await.unwrap();
+        stdin.write_all(b"\n").await.unwrap();
+    }
+
+    /// The next line on stdout, as text; panics after 10 s of silence.
+    pub async fn next_line(&mut self) -> String {
+        tokio::time::timeout(std::time::Duration::from_secs(10), self.stdout.next_line())
+            .await
+            .expect("an answer within 10 s")
+            .unwrap()
+            .expect("stdout open")
+    }
+
+    /// The next line on stdout, as JSON.
+    pub async fn next_reply(&mut self) -> Value {
+        serde_json::from_str(&self.next_line().await).unwrap()
+    }
+
+    /// Close stdin, wait for the exit; the exit code and everything written to stderr.
+    pub async fn finish(mut self) -> (Option<i32>, String) {
+        drop(self.stdin.take());
+        let status = tokio::time::timeout(std::time::Duration::from_secs(5), self.child.wait())
+            .await
+            .expect("exits after stdin closes")
+            .unwrap();
+        (status.code(), self.stderr.await.unwrap())
+    }
+}
