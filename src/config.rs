@@ -130,6 +130,12 @@ pub struct ServeArgs {
           value_parser = clap::value_parser!(u64).range(1..=600))]
     pub timeout_secs: u64,
 
+    /// Largest answer read from the login host, in bytes; a larger one is cut off there
+    /// and reported as an error.
+    #[arg(long, env = "PROCORE_MAX_RESPONSE_BYTES", default_value_t = DEFAULT_MAX_RESPONSE_BYTES,
+          value_parser = clap::value_parser!(u64).range(1024..=67_108_864))]
+    pub max_response_bytes: u64,
+
     /// Bearer token every HTTP request must carry (`Authorization: Bearer <token>`), at
     /// least 16 characters. Prefer the environment variable: a command line is visible to
     /// other users of the machine.
@@ -166,6 +172,8 @@ pub struct ServeArgs {
     pub session_idle_secs: u64,
 }
 
+/// The limit on a login host's answer unless told otherwise: 1 MiB.
+pub const DEFAULT_MAX_RESPONSE_BYTES: u64 = 1024 * 1024;
 /// The request body limit of the HTTP transport unless told otherwise: 1 MiB.
 pub const DEFAULT_MAX_REQUEST_BYTES: u64 = 1024 * 1024;
 /// Seconds a client gets for a request's headers, and again for its body (hyper's default).
@@ -240,6 +248,8 @@ pub struct Config {
     /// `production`, `sandbox`, `monthly-sandbox`, or `custom` for `--login-url`.
     pub environment: &'static str,
     pub timeout: Duration,
+    /// Largest answer read from the login host.
+    pub max_response_bytes: usize,
     pub held: Option<HeldCredentials>,
     pub transport: TransportConfig,
 }
@@ -296,6 +306,7 @@ impl Config {
             login,
             environment,
             timeout: Duration::from_secs(args.timeout_secs),
+            max_response_bytes: saturating_usize(args.max_response_bytes),
             held,
             transport,
         })
@@ -536,6 +547,9 @@ mod tests {
         assert_eq!(http.read_timeout, Duration::from_secs(2));
         assert_eq!(http.max_sessions, 3);
         assert_eq!(http.session_idle, Duration::from_secs(4));
+        assert_eq!(config.max_response_bytes, 1024 * 1024, "the default");
+        let small = Config::resolve(&args(&["--max-response-bytes", "4096"]), env(&[])).unwrap();
+        assert_eq!(small.max_response_bytes, 4096);
         let defaults = Config::resolve(&args(&["--transport", "http"]), env(&[])).unwrap();
         let TransportConfig::Http(http) = defaults.transport else {
             unreachable!("http transport");

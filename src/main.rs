@@ -49,7 +49,8 @@ async fn run(config: Config) -> anyhow::Result<()> {
         credentials_held = config.held.is_some(),
         "procore-token-mcp starting"
     );
-    let procore = ProcoreClient::new(config.login.clone(), config.timeout);
+    let procore = ProcoreClient::new(config.login.clone(), config.timeout)
+        .with_max_response_bytes(config.max_response_bytes);
     let server = ProcoreTokenServer::new(procore, config.held.clone());
     match &config.transport {
         TransportConfig::Stdio => transport::stdio::serve(server).await,

@@ -265,6 +265,36 @@ async fn a_huge_body_is_cut_off_without_buffering_it() {
 }
 
 #[tokio::test]
+async fn the_upstream_limit_is_configurable() {
+    init();
+    let upstream = FaultyUpstream::start().await;
+    let server = HttpServer::start(
+        &Launch::against(&upstream.url)
+            .arg("--max-response-bytes")
+            .arg("2048"),
+    )
+    .await;
+    let client = server.legacy_client().await;
+    upstream.push(Fault::Raw(response(400, &[], &[b' '; 2049])));
+    let result = call_token(&client, client_credentials()).await;
+    assert!(is_error(&result));
+    assert!(
+        text(&result).contains("over the 2048-byte limit"),
+        "{}",
+        text(&result)
+    );
+    upstream.push(Fault::Raw(response(400, &[], &[b' '; 2048])));
+    let result = call_token(&client, client_credentials()).await;
+    assert!(
+        text(&result).contains("HTTP 400"),
+        "at the limit: {}",
+        text(&result)
+    );
+    assert_recovers(&client).await;
+    client.cancel().await.unwrap();
+}
+
+#[tokio::test]
 async fn one_server_survives_every_fault_in_a_row_with_flat_memory() {
     let mut upstream = FaultyUpstream::start().await;
     let server = server_for(&upstream.url).await;

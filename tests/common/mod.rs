@@ -251,6 +251,7 @@ impl Launch {
             "PROCORE_ENV",
             "PROCORE_LOGIN_URL",
             "PROCORE_TIMEOUT_SECS",
+            "PROCORE_MAX_RESPONSE_BYTES",
             "MCP_TRANSPORT",
             "MCP_LISTEN",
             "MCP_ALLOWED_HOSTS",
