@@ -38,7 +38,10 @@ Examples:
   procore-token-mcp --transport http --listen 127.0.0.1:8722
                                                      streamable HTTP at /mcp, old SSE at /sse
   procore-token-mcp demo                             try it all locally, no credentials
-  procore-token-mcp emulator --listen 127.0.0.1:0    a local OAuth emulator for tests";
+  procore-token-mcp emulator --listen 127.0.0.1:0    a local OAuth emulator for tests
+  MCP_AUTH_TOKEN=… procore-token-mcp --transport http --listen 0.0.0.0:8722
+                                                     every interface; callers send
+                                                     Authorization: Bearer <the token>";
 
 /// `procore-token-mcp`: an MCP server that obtains and renews Procore OAuth 2.0 access tokens.
 #[derive(Debug, Parser)]
@@ -158,6 +161,66 @@ pub struct ServeArgs {
     #[arg(long, env = "PROCORE_REUSE_WINDOW_SECS", default_value_t = 120,
           value_parser = clap::value_parser!(u64).range(0..=3600))]
     pub reuse_window_secs: u64,
+    /// Largest answer read from the login host, in bytes; a larger one is cut off there
+    /// and reported as an error.
+    #[arg(long, env = "PROCORE_MAX_RESPONSE_BYTES", default_value_t = DEFAULT_MAX_RESPONSE_BYTES,
+          value_parser = clap::value_parser!(u64).range(1024..=67_108_864))]
+    pub max_response_bytes: u64,
+
+    /// Bearer token every HTTP request must carry (`Authorization: Bearer <token>`), at
+    /// least 16 characters. Prefer the environment variable: a command line is visible to
+    /// other users of the machine.
+    #[arg(long, env = "MCP_AUTH_TOKEN", hide_env_values = true, value_parser = parse_secret)]
+    pub auth_token: Option<Secret>,
+
+    /// Serve HTTP on a non-loopback address without --auth-token. Anyone who can reach
+    /// the address can then call the tools; a warning is logged at every start.
+    #[arg(long, env = "MCP_ALLOW_UNAUTHENTICATED",
+          value_parser = clap::builder::BoolishValueParser::new())]
+    pub allow_unauthenticated: bool,
+
+    /// Largest request body accepted on /mcp and /message, in bytes; larger ones get 413.
+    #[arg(long, env = "MCP_MAX_REQUEST_BYTES", default_value_t = DEFAULT_MAX_REQUEST_BYTES,
+          value_parser = clap::value_parser!(u64).range(1024..=67_108_864))]
+    pub max_request_bytes: u64,
+
+    /// Seconds an HTTP client gets to send a request's headers, and again its body; a
+    /// slower client is cut off.
+    #[arg(long, env = "MCP_READ_TIMEOUT_SECS", default_value_t = DEFAULT_READ_TIMEOUT_SECS,
+          value_parser = clap::value_parser!(u64).range(1..=600))]
+    pub read_timeout_secs: u64,
+
+    /// Most live sessions of each HTTP transport (streamable HTTP, old SSE); further ones
+    /// get 503 until one ends.
+    #[arg(long, env = "MCP_MAX_SESSIONS", default_value_t = DEFAULT_MAX_SESSIONS,
+          value_parser = clap::value_parser!(u64).range(1..=100_000))]
+    pub max_sessions: u64,
+
+    /// Seconds a session may pass without a message in either direction before it is
+    /// closed; its id then gets 404.
+    #[arg(long, env = "MCP_SESSION_IDLE_SECS", default_value_t = DEFAULT_SESSION_IDLE_SECS,
+          value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    pub session_idle_secs: u64,
+}
+
+/// The limit on a login host's answer unless told otherwise: 1 MiB.
+pub const DEFAULT_MAX_RESPONSE_BYTES: u64 = 1024 * 1024;
+/// The request body limit of the HTTP transport unless told otherwise: 1 MiB.
+pub const DEFAULT_MAX_REQUEST_BYTES: u64 = 1024 * 1024;
+/// Seconds a client gets for a request's headers, and again for its body (hyper's default).
+pub const DEFAULT_READ_TIMEOUT_SECS: u64 = 30;
+/// Live sessions of each HTTP transport unless told otherwise.
+pub const DEFAULT_MAX_SESSIONS: u64 = 256;
+/// Idle seconds before a session closes: rmcp's own session keep-alive default.
+pub const DEFAULT_SESSION_IDLE_SECS: u64 = 300;
+
+/// The shortest bearer token accepted for the HTTP transport.
+pub const MIN_AUTH_TOKEN_CHARS: usize = 16;
+
+/// Never fails: clap quotes a refused value in its error, so checks come later, in
+/// [`Config::resolve`], whose errors name no secret.
+fn parse_secret(value: &str) -> Result<Secret, std::convert::Infallible> {
+    Ok(Secret::new(value.trim()))
 }
 
 /// The application's credentials, held by the server so callers need not pass them.
@@ -180,6 +243,33 @@ pub struct HttpConfig {
     pub listen: SocketAddr,
     /// Host names (or host:port) accepted in `Host` and `Origin`; loopback names included.
     pub allowed_hosts: Vec<String>,
+    /// The bearer token every request must carry; `None` serves without authentication.
+    pub auth_token: Option<Secret>,
+    /// Serving without a token was asked for explicitly (`--allow-unauthenticated`).
+    pub allow_unauthenticated: bool,
+    pub max_request_bytes: usize,
+    /// Time a client gets for a request's headers, and again for its body.
+    pub read_timeout: Duration,
+    /// Most live sessions of each HTTP transport.
+    pub max_sessions: usize,
+    /// A session without traffic for this long is closed.
+    pub session_idle: Duration,
+}
+
+impl HttpConfig {
+    /// Loopback-only settings with the defaults, for a listener on `listen`.
+    pub fn loopback(listen: SocketAddr) -> Self {
+        Self {
+            listen,
+            allowed_hosts: LOOPBACK_HOSTS.iter().map(|h| (*h).to_owned()).collect(),
+            auth_token: None,
+            allow_unauthenticated: false,
+            max_request_bytes: saturating_usize(DEFAULT_MAX_REQUEST_BYTES),
+            read_timeout: Duration::from_secs(DEFAULT_READ_TIMEOUT_SECS),
+            max_sessions: saturating_usize(DEFAULT_MAX_SESSIONS),
+            session_idle: Duration::from_secs(DEFAULT_SESSION_IDLE_SECS),
+        }
+    }
 }
 
 /// Everything the server needs, validated.
@@ -189,6 +279,8 @@ pub struct Config {
     /// `production`, `sandbox`, `monthly-sandbox`, or `custom` for `--login-url`.
     pub environment: &'static str,
     pub timeout: Duration,
+    /// Largest answer read from the login host.
+    pub max_response_bytes: usize,
     pub held: Option<HeldCredentials>,
     pub transport: TransportConfig,
     /// The token store's path, when one is configured.
@@ -211,6 +303,15 @@ pub enum ConfigError {
     },
     #[error("invalid --allowed-host {0:?}: give a host name or host:port, without scheme or path")]
     AllowedHost(String),
+    #[error(
+        "refusing to serve HTTP on {0}, which is not a loopback address, without \
+         authentication: anyone who reaches it could call the tools. Set MCP_AUTH_TOKEN (or \
+         --auth-token), or pass --allow-unauthenticated if something in front of this server \
+         authenticates callers"
+    )]
+    UnauthenticatedPublicListener(SocketAddr),
+    #[error("the auth token (MCP_AUTH_TOKEN or --auth-token) must be at least {0} characters long")]
+    ShortAuthToken(usize),
 }
 
 /// Host names every HTTP listener accepts: the loopback names.
@@ -233,15 +334,13 @@ impl Config {
         let held = held_credentials(&env)?;
         let transport = match args.transport {
             TransportKind::Stdio => TransportConfig::Stdio,
-            TransportKind::Http => TransportConfig::Http(HttpConfig {
-                listen: args.listen,
-                allowed_hosts: allowed_hosts(&args.allowed_hosts)?,
-            }),
+            TransportKind::Http => TransportConfig::Http(http_config(args)?),
         };
         Ok(Self {
             login,
             environment,
             timeout: Duration::from_secs(args.timeout_secs),
+            max_response_bytes: saturating_usize(args.max_response_bytes),
             held,
             transport,
             token_store: args.token_store.clone(),
@@ -269,6 +368,34 @@ fn held_credentials(
             missing: CLIENT_ID_VAR,
         }),
     }
+}
+
+fn http_config(args: &ServeArgs) -> Result<HttpConfig, ConfigError> {
+    if args
+        .auth_token
+        .as_ref()
+        .is_some_and(|token| token.expose().chars().count() < MIN_AUTH_TOKEN_CHARS)
+    {
+        return Err(ConfigError::ShortAuthToken(MIN_AUTH_TOKEN_CHARS));
+    }
+    let ip = args.listen.ip().to_canonical();
+    if !ip.is_loopback() && args.auth_token.is_none() && !args.allow_unauthenticated {
+        return Err(ConfigError::UnauthenticatedPublicListener(args.listen));
+    }
+    Ok(HttpConfig {
+        listen: args.listen,
+        allowed_hosts: allowed_hosts(&args.allowed_hosts)?,
+        auth_token: args.auth_token.clone(),
+        allow_unauthenticated: args.allow_unauthenticated,
+        max_request_bytes: saturating_usize(args.max_request_bytes),
+        read_timeout: Duration::from_secs(args.read_timeout_secs),
+        max_sessions: saturating_usize(args.max_sessions),
+        session_idle: Duration::from_secs(args.session_idle_secs),
+    })
+}
+
+fn saturating_usize(value: u64) -> usize {
+    usize::try_from(value).unwrap_or(usize::MAX)
 }
 
 fn allowed_hosts(extra: &[String]) -> Result<Vec<String>, ConfigError> {
@@ -386,6 +513,90 @@ mod tests {
 
         let none = Config::resolve(&args(&[]), env(&[(CLIENT_ID_VAR, " ")])).unwrap();
         assert!(none.held.is_none());
+    }
+
+    #[test]
+    fn a_public_listener_needs_a_token_or_an_explicit_opt_out() {
+        let public = ["--transport", "http", "--listen", "0.0.0.0:8722"];
+        let refused = Config::resolve(&args(&public), env(&[]));
+        assert!(matches!(
+            refused,
+            Err(ConfigError::UnauthenticatedPublicListener(_))
+        ));
+        for ok in [
+            &["--auth-token", "0123456789abcdef-token"][..],
+            &["--allow-unauthenticated"][..],
+        ] {
+            let argv: Vec<&str> = public.iter().chain(ok).copied().collect();
+            assert!(Config::resolve(&args(&argv), env(&[])).is_ok(), "{ok:?}");
+        }
+        for loopback in ["127.0.0.1:1", "[::1]:1", "[::ffff:127.0.0.1]:1"] {
+            let argv = ["--transport", "http", "--listen", loopback];
+            assert!(
+                Config::resolve(&args(&argv), env(&[])).is_ok(),
+                "{loopback}"
+            );
+        }
+        // stdio ignores the listen address.
+        assert!(Config::resolve(&args(&["--listen", "0.0.0.0:1"]), env(&[])).is_ok());
+    }
+
+    #[test]
+    fn auth_tokens_are_secrets_of_some_length() {
+        let short = Config::resolve(
+            &args(&["--transport", "http", "--auth-token", "short-canary"]),
+            env(&[]),
+        );
+        let message = short.map(|_| ()).unwrap_err().to_string();
+        assert!(message.contains("at least 16 characters"), "{message}");
+        assert!(!message.contains("short-canary"), "{message}");
+        let parsed = args(&["--auth-token", "long-enough-token-canary"]);
+        assert!(!format!("{parsed:?}").contains("long-enough-token-canary"));
+        assert_eq!(
+            parsed.auth_token.unwrap().expose(),
+            "long-enough-token-canary"
+        );
+    }
+
+    #[test]
+    fn http_limits_come_from_the_flags() {
+        let config = Config::resolve(
+            &args(&[
+                "--transport",
+                "http",
+                "--max-request-bytes",
+                "2048",
+                "--read-timeout-secs",
+                "2",
+                "--max-sessions",
+                "3",
+                "--session-idle-secs",
+                "4",
+            ]),
+            env(&[]),
+        )
+        .unwrap();
+        let TransportConfig::Http(http) = config.transport else {
+            unreachable!("http transport");
+        };
+        assert_eq!(http.max_request_bytes, 2048);
+        assert_eq!(http.read_timeout, Duration::from_secs(2));
+        assert_eq!(http.max_sessions, 3);
+        assert_eq!(http.session_idle, Duration::from_secs(4));
+        assert_eq!(config.max_response_bytes, 1024 * 1024, "the default");
+        let small = Config::resolve(&args(&["--max-response-bytes", "4096"]), env(&[])).unwrap();
+        assert_eq!(small.max_response_bytes, 4096);
+        let defaults = Config::resolve(&args(&["--transport", "http"]), env(&[])).unwrap();
+        let TransportConfig::Http(http) = defaults.transport else {
+            unreachable!("http transport");
+        };
+        let loopback = HttpConfig::loopback(http.listen);
+        assert_eq!(http.max_request_bytes, 1024 * 1024);
+        assert_eq!(http.max_request_bytes, loopback.max_request_bytes);
+        assert_eq!(http.read_timeout, loopback.read_timeout);
+        assert_eq!(http.max_sessions, loopback.max_sessions);
+        assert_eq!(http.session_idle, loopback.session_idle);
+        assert!(http.auth_token.is_none());
     }
 
     #[test]

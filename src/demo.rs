@@ -10,7 +10,7 @@ use clap::Args;
 use tokio_util::sync::CancellationToken;
 
 use crate::{
-    config::{DEFAULT_LISTEN, HeldCredentials, HttpConfig, LOOPBACK_HOSTS},
+    config::{DEFAULT_LISTEN, HeldCredentials, HttpConfig},
     emulator::{Emulator, EmulatorConfig, RunningEmulator},
     exchange::TokenExchange,
     procore::{LoginBase, OOB_REDIRECT_URI, ProcoreClient},
@@ -49,13 +49,7 @@ pub async fn run(args: DemoArgs, shutdown: CancellationToken) -> anyhow::Result<
     }
     let emulator =
         Emulator::start(EmulatorConfig::generated().with_listen(args.emulator_listen)).await?;
-    let http = HttpConfig {
-        listen: args.listen,
-        allowed_hosts: LOOPBACK_HOSTS
-            .iter()
-            .map(|host| (*host).to_owned())
-            .collect(),
-    };
+    let http = HttpConfig::loopback(args.listen);
     let listener = transport::http::bind(&http).await?;
     let mcp_base = format!("http://{}", listener.local_addr()?);
     let held = HeldCredentials {

@@ -17,7 +17,7 @@ use tokio_util::sync::CancellationToken;
 
 /// What to run, once the command line is understood.
 enum Job {
-    Serve(Config, Option<StoreSettings>),
+    Serve(Box<Config>, Option<StoreSettings>),
     Emulator {
         config: emulator::EmulatorConfig,
         secret_given: bool,
@@ -60,7 +60,7 @@ fn main() -> ExitCode {
     };
     let outcome = runtime.block_on(async {
         match job {
-            Job::Serve(config, store) => run(config, store).await,
+            Job::Serve(config, store) => run(*config, store).await,
             Job::Emulator {
                 config,
                 secret_given,
@@ -87,7 +87,7 @@ fn serve_job(args: &procore_token_mcp::config::ServeArgs) -> anyhow::Result<Job>
         }),
         None => None,
     };
-    Ok(Job::Serve(config, store))
+    Ok(Job::Serve(Box::new(config), store))
 }
 
 async fn run(config: Config, store: Option<StoreSettings>) -> anyhow::Result<()> {
@@ -99,7 +99,8 @@ async fn run(config: Config, store: Option<StoreSettings>) -> anyhow::Result<()>
         token_store = store.as_ref().map(|s| s.store.path().display().to_string()),
         "procore-token-mcp starting"
     );
-    let procore = ProcoreClient::new(config.login.clone(), config.timeout);
+    let procore = ProcoreClient::new(config.login.clone(), config.timeout)
+        .with_max_response_bytes(config.max_response_bytes);
     let exchange = TokenExchange::new(procore, store);
     let server = ProcoreTokenServer::new(exchange, config.held.clone());
     let served = match &config.transport {

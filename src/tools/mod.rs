@@ -18,9 +18,9 @@ use serde_json::Value;
 use rmcp::{
     ErrorData, RoleServer, ServerHandler,
     model::{
-        CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, Implementation,
-        JsonObject, ListToolsResult, PaginatedRequestParams, ServerCapabilities, ServerConfig,
-        Tool,
+        CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, CustomRequest,
+        CustomResult, ErrorCode, Implementation, JsonObject, ListToolsResult,
+        PaginatedRequestParams, ServerCapabilities, ServerConfig, Tool,
     },
     service::RequestContext,
 };
@@ -236,4 +236,35 @@ impl ServerHandler for ProcoreTokenServer {
     ) -> Result<CallToolResponse, ErrorData> {
         self.call(&request).await.map(CallToolResponse::from)
     }
+
+    /// rmcp hands over any request it cannot type: an unknown method, or a known method
+    /// whose params have the wrong shape. Tell the two apart, without echoing the params.
+    async fn on_custom_request(
+        &self,
+        request: CustomRequest,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<CustomResult, ErrorData> {
+        let method: String = request.method.chars().take(64).collect();
+        if METHODS_SERVED.contains(&method.as_str()) {
+            Err(ErrorData::invalid_params(
+                format!("the params of {method} do not have the shape this method takes"),
+                None,
+            ))
+        } else {
+            Err(ErrorData::new(
+                ErrorCode::METHOD_NOT_FOUND,
+                format!("method not found: {method}"),
+                None,
+            ))
+        }
+    }
 }
+
+/// The request methods this server answers (others are "method not found").
+const METHODS_SERVED: [&str; 5] = [
+    "initialize",
+    "ping",
+    "server/discover",
+    "tools/list",
+    "tools/call",
+];

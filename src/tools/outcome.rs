@@ -59,11 +59,14 @@ pub fn json_response(
         Some(result) => result,
         None => error_text(format!(
             "Procore's login host ({origin}) answered HTTP {status} to the {request}, but the \
-             body is not the expected JSON object{}. Body as received:\n{text}\
-             \n\nHint: check that the login URL points at a Procore login host.{}",
-            required
-                .map(|field| format!(" with {field}"))
-                .unwrap_or_default(),
+             body is not {}. Body as received:\n{text}\n\nHint: check that the login URL \
+             points at a Procore login host.{}",
+            match (request, required) {
+                (Request::Token(_), _) =>
+                    "a token response (a JSON object with access_token)".to_owned(),
+                (_, Some(field)) => format!("the expected JSON object with {field}"),
+                (_, None) => "the expected JSON object".to_owned(),
+            },
             consumed_note(request)
         )),
     }
@@ -159,7 +162,7 @@ pub fn request_failure(request: Request, error: &UpstreamError) -> CallToolResul
                  for a new code."
             }
             Request::Token(GrantType::ClientCredentials) | Request::TokenInfo => {
-                " This request is safe to send again."
+                " It is safe to call again."
             }
             Request::Revoke => {
                 " The token may or may not be revoked now; revoking again is safe (Procore \

@@ -216,12 +216,13 @@ pub fn prepare(
                     .into(),
             ));
         }
+        // The value is not quoted back: whatever was sent there might be a secret.
         Some(value) => GrantType::parse(&value).ok_or_else(|| {
-            let shown: String = value.chars().take(64).collect();
-            ArgumentError::Invalid(format!(
-                "unknown grant_type {shown:?}: use authorization_code, refresh_token or \
-                 client_credentials"
-            ))
+            ArgumentError::Invalid(
+                "unknown grant_type: use authorization_code, refresh_token or \
+                 client_credentials (exactly, in lower case)"
+                    .into(),
+            )
         })?,
     };
     let (client_id, client_secret) = args.client_credentials(held)?;
@@ -392,7 +393,7 @@ mod tests {
             ),
             (
                 json!({"grant_type": "password", "client_id": "a", "client_secret": "b"}),
-                "unknown grant_type \"password\"",
+                "unknown grant_type: use authorization_code",
             ),
             (
                 json!({"grant_type": "client_credentials"}),

@@ -87,6 +87,15 @@ fn split_authority(authority: &str) -> Option<(String, Option<u16>)> {
 /// Axum middleware: refuse a foreign `Host` or `Origin` with 403 before any handler runs.
 pub async fn check(State(guard): State<HostGuard>, request: Request, next: Next) -> Response {
     let headers = request.headers();
+    if headers.get_all(header::HOST).iter().nth(1).is_some()
+        || headers.get_all(header::ORIGIN).iter().nth(1).is_some()
+    {
+        tracing::warn!("refused request: more than one Host or Origin header");
+        return refuse(
+            StatusCode::BAD_REQUEST,
+            "Bad Request: more than one Host or Origin header",
+        );
+    }
     let host = headers
         .get(header::HOST)
         .and_then(|value| value.to_str().ok())
@@ -122,7 +131,15 @@ pub async fn check(State(guard): State<HostGuard>, request: Request, next: Next)
 }
 
 fn forbidden(message: &'static str) -> Response {
-    (StatusCode::FORBIDDEN, message).into_response()
+    refuse(StatusCode::FORBIDDEN, message)
+}
+
+fn refuse(status: StatusCode, message: &'static str) -> Response {
+    let mut response = (status, message).into_response();
+    response
+        .headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
 }
 
 #[cfg(test)]

@@ -1,22 +1,34 @@
 //! One HTTP listener: streamable HTTP at `/mcp` (rmcp's service: legacy sessions and
 //! 2026-07-28 stateless requests) and the old HTTP+SSE pair at `/sse` + `/message`, all
-//! behind the same Host/Origin guard.
+//! behind the same layers: Host/Origin guard, bearer token, body limits, header timeout.
+//!
+//! Never serves a request that skipped a layer, and never waits on a slow client forever.
 
 use std::{net::SocketAddr, sync::Arc, time::Duration};
 
 use axum::{
-    Router, middleware,
+    Router,
+    extract::DefaultBodyLimit,
+    middleware,
     routing::{get, post},
 };
-use rmcp::transport::streamable_http_server::{
-    StreamableHttpServerConfig, StreamableHttpService, session::local::LocalSessionManager,
+use hyper_util::{
+    rt::{TokioIo, TokioTimer},
+    server::graceful::GracefulShutdown,
+    service::TowerToHyperService,
 };
+use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
+use tower::ServiceBuilder;
 
 use super::{
+    bearer_auth::{self, BearerAuth},
     host_guard::{self, HostGuard},
-    sse::{self, MESSAGE_PATH, SSE_PATH, SseSessions},
+    jsonrpc_gate,
+    mcp_sessions::BoundedSessions,
+    request_limits::{self, RequestLimits},
+    sse::{self, MESSAGE_PATH, SSE_PATH, SseLimits, SseSessions},
 };
 use crate::{config::HttpConfig, tools::ProcoreTokenServer};
 
@@ -26,6 +38,9 @@ pub const MCP_PATH: &str = "/mcp";
 /// How long in-flight requests get to finish after a shutdown signal.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(3);
 
+/// Pause after a failed `accept` (out of file descriptors, say) before the next one.
+const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
+
 /// The whole HTTP application, ready to serve.
 pub fn router(
     server: ProcoreTokenServer,
@@ -33,21 +48,50 @@ pub fn router(
     shutdown: &CancellationToken,
 ) -> Router {
     let guard = HostGuard::new(&config.allowed_hosts);
+    let auth = BearerAuth::new(config.auth_token.as_ref());
+    let limits = RequestLimits {
+        max_body_bytes: config.max_request_bytes,
+        read_timeout: config.read_timeout,
+    };
+    let mcp_sessions = Arc::new(BoundedSessions::new(
+        config.max_sessions,
+        config.session_idle,
+    ));
     let mcp_config = StreamableHttpServerConfig::default()
         .with_allowed_hosts(config.allowed_hosts.iter().cloned())
+        .with_max_request_body_bytes(config.max_request_bytes)
         .with_cancellation_token(shutdown.child_token());
     let mcp_server = server.clone();
     let mcp = StreamableHttpService::new(
         move || Ok(mcp_server.clone()),
-        Arc::new(LocalSessionManager::default()),
+        mcp_sessions.clone(),
         mcp_config,
     );
-    let sse_sessions = SseSessions::new(server, shutdown.child_token());
+    let mcp = ServiceBuilder::new()
+        .layer(middleware::from_fn_with_state(
+            mcp_sessions,
+            jsonrpc_gate::check_mcp,
+        ))
+        .service(mcp);
+    let sse_sessions = SseSessions::new(
+        server,
+        SseLimits {
+            max_sessions: config.max_sessions,
+            idle: config.session_idle,
+        },
+        shutdown.child_token(),
+    );
     Router::new()
         .nest_service(MCP_PATH, mcp)
         .route(SSE_PATH, get(sse::open))
         .route(MESSAGE_PATH, post(sse::message))
         .with_state(sse_sessions)
+        .layer(DefaultBodyLimit::max(config.max_request_bytes))
+        .layer(middleware::from_fn_with_state(
+            limits,
+            request_limits::read_body,
+        ))
+        .layer(middleware::from_fn_with_state(auth, bearer_auth::check))
         .layer(middleware::from_fn_with_state(guard, host_guard::check))
 }
 
@@ -76,21 +120,63 @@ pub async fn serve_on(
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
     let address = listener.local_addr()?;
+    warn_if_unauthenticated(config);
     announce(address);
     let app = router(server, config, &shutdown);
-    let stopped = shutdown.clone();
-    let serving = axum::serve(listener, app).with_graceful_shutdown(async move {
-        stopped.cancelled().await;
-    });
-    let mut serving = std::pin::pin!(serving.into_future());
+
+    let mut http1 = hyper::server::conn::http1::Builder::new();
+    http1
+        .timer(TokioTimer::new())
+        .header_read_timeout(config.read_timeout);
+    let connections = GracefulShutdown::new();
+    loop {
+        let (stream, _peer) = tokio::select! {
+            () = shutdown.cancelled() => break,
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(error) => {
+                    tracing::warn!("accepting a connection failed: {error}");
+                    tokio::time::sleep(ACCEPT_BACKOFF).await;
+                    continue;
+                }
+            },
+        };
+        let _ = stream.set_nodelay(true);
+        let service = TowerToHyperService::new(app.clone());
+        let connection = connections.watch(http1.serve_connection(TokioIo::new(stream), service));
+        tokio::spawn(async move {
+            if let Err(error) = connection.await {
+                tracing::debug!("connection ended: {error}");
+            }
+        });
+    }
+    drop(listener);
     tokio::select! {
-        result = &mut serving => result?,
-        () = async {
-            shutdown.cancelled().await;
-            tokio::time::sleep(SHUTDOWN_GRACE).await;
-        } => tracing::warn!("connections still open after {SHUTDOWN_GRACE:?}; closing them"),
+        () = connections.shutdown() => {}
+        () = tokio::time::sleep(SHUTDOWN_GRACE) => {
+            tracing::warn!("connections still open after {SHUTDOWN_GRACE:?}; closing them");
+        }
     }
     Ok(())
+}
+
+fn warn_if_unauthenticated(config: &HttpConfig) {
+    if !config.allow_unauthenticated {
+        return;
+    }
+    if config.auth_token.is_some() {
+        tracing::warn!(
+            "--allow-unauthenticated is set but has no effect: MCP_AUTH_TOKEN is set, so \
+             every request must carry the bearer token"
+        );
+    } else {
+        tracing::warn!(
+            listen = %config.listen,
+            "serving HTTP WITHOUT AUTHENTICATION (--allow-unauthenticated): anyone who can \
+             reach this address can call the tools; set MCP_AUTH_TOKEN unless something in \
+             front of this server authenticates callers"
+        );
+    }
 }
 
 fn announce(address: SocketAddr) {

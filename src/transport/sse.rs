@@ -3,7 +3,8 @@
 //! `GET /sse` opens an event stream whose first event, `endpoint`, names the URL to POST
 //! messages to (`/message?sessionId=…`); each POST answers 202 and its reply arrives on the
 //! stream. Each stream is one rmcp session fed through a pair of channels. Closing the
-//! stream ends the session.
+//! stream ends the session; so does a session without traffic for the idle time. At most
+//! `max` sessions live at once (503 beyond); an unknown or expired id gets 404.
 
 use std::{
     collections::HashMap,
@@ -13,7 +14,6 @@ use std::{
 };
 
 use axum::{
-    Json,
     body::Bytes,
     extract::{Query, State},
     http::StatusCode,
@@ -22,14 +22,16 @@ use axum::{
         sse::{Event, KeepAlive, Sse},
     },
 };
-use futures::{Stream, StreamExt, channel::mpsc, stream};
+use futures::{StreamExt, channel::mpsc, stream};
 use rmcp::{
     ServiceExt,
     model::{ClientJsonRpcMessage, ServerJsonRpcMessage},
 };
 use serde::Deserialize;
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+use super::jsonrpc_gate;
 use crate::tools::ProcoreTokenServer;
 
 /// Path of the event stream.
@@ -40,39 +42,108 @@ pub const MESSAGE_PATH: &str = "/message";
 const CHANNEL_CAPACITY: usize = 32;
 const KEEP_ALIVE: Duration = Duration::from_secs(15);
 
+/// How many old-SSE sessions may live, and how long one may sit idle.
+#[derive(Debug, Clone, Copy)]
+pub struct SseLimits {
+    pub max_sessions: usize,
+    pub idle: Duration,
+}
+
 /// The live old-SSE sessions, by id.
 #[derive(Clone)]
 pub struct SseSessions {
     server: ProcoreTokenServer,
-    sessions: Arc<Mutex<HashMap<String, mpsc::Sender<ClientJsonRpcMessage>>>>,
+    sessions: Arc<Mutex<HashMap<String, Session>>>,
+    limits: SseLimits,
     shutdown: CancellationToken,
 }
 
+/// One live session: where its client messages go, and when it last saw traffic.
+#[derive(Clone)]
+struct Session {
+    to_server: mpsc::Sender<ClientJsonRpcMessage>,
+    activity: Activity,
+}
+
+/// The time of the last message in either direction.
+#[derive(Clone)]
+struct Activity(Arc<Mutex<Instant>>);
+
+impl Activity {
+    fn new() -> Self {
+        Self(Arc::new(Mutex::new(Instant::now())))
+    }
+
+    fn touch(&self) {
+        if let Ok(mut last) = self.0.lock() {
+            *last = Instant::now();
+        }
+    }
+
+    fn last(&self) -> Instant {
+        self.0.lock().map_or_else(|_| Instant::now(), |last| *last)
+    }
+}
+
 impl SseSessions {
-    pub fn new(server: ProcoreTokenServer, shutdown: CancellationToken) -> Self {
+    pub fn new(server: ProcoreTokenServer, limits: SseLimits, shutdown: CancellationToken) -> Self {
         Self {
             server,
             sessions: Arc::default(),
+            limits,
             shutdown,
         }
     }
 
-    fn sender(&self, id: &str) -> Option<mpsc::Sender<ClientJsonRpcMessage>> {
+    /// Live sessions now.
+    pub fn len(&self) -> usize {
+        self.sessions.lock().map_or(0, |sessions| sessions.len())
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    fn session(&self, id: &str) -> Option<Session> {
         self.sessions
             .lock()
             .ok()
             .and_then(|sessions| sessions.get(id).cloned())
     }
 
-    fn insert(&self, id: String, sender: mpsc::Sender<ClientJsonRpcMessage>) {
-        if let Ok(mut sessions) = self.sessions.lock() {
-            sessions.insert(id, sender);
+    /// Add a session unless the cap is reached.
+    fn try_insert(&self, id: String, session: Session) -> bool {
+        let Ok(mut sessions) = self.sessions.lock() else {
+            return false;
+        };
+        if sessions.len() >= self.limits.max_sessions {
+            return false;
         }
+        sessions.insert(id, session);
+        true
     }
 
     fn remove(&self, id: &str) {
         if let Ok(mut sessions) = self.sessions.lock() {
             sessions.remove(id);
+        }
+    }
+
+    /// Close the session `id` once it has been idle for the limit, unless it ends first.
+    async fn expire_when_idle(self, id: String, activity: Activity, stop: CancellationToken) {
+        let idle = self.limits.idle;
+        loop {
+            let deadline = activity.last() + idle;
+            tokio::select! {
+                () = stop.cancelled() => return,
+                () = tokio::time::sleep_until(deadline) => {}
+            }
+            if activity.last() + idle <= Instant::now() {
+                self.remove(&id);
+                stop.cancel();
+                tracing::debug!(session = %id, "old-SSE session expired after {idle:?} idle");
+                return;
+            }
         }
     }
 }
@@ -91,14 +162,23 @@ impl Drop for SessionGuard {
     }
 }
 
-/// `GET /sse`: open a session and stream its messages.
-pub async fn open(
-    State(sessions): State<SseSessions>,
-) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
+/// `GET /sse`: open a session and stream its messages; 503 when the sessions are full.
+pub async fn open(State(sessions): State<SseSessions>) -> Response {
     let id = uuid::Uuid::new_v4().simple().to_string();
     let (to_server, from_client) = mpsc::channel::<ClientJsonRpcMessage>(CHANNEL_CAPACITY);
     let (to_client, from_server) = mpsc::channel::<ServerJsonRpcMessage>(CHANNEL_CAPACITY);
-    sessions.insert(id.clone(), to_server);
+    let activity = Activity::new();
+    let session = Session {
+        to_server,
+        activity: activity.clone(),
+    };
+    if !sessions.try_insert(id.clone(), session) {
+        tracing::warn!(
+            max = sessions.limits.max_sessions,
+            "refused a new old-SSE session: the server holds its maximum"
+        );
+        return jsonrpc_gate::too_many_sessions(sessions.limits.max_sessions);
+    }
 
     let session_stop = sessions.shutdown.child_token();
     let server = sessions.server.clone();
@@ -111,6 +191,11 @@ pub async fn open(
             let _ = running.waiting().await;
         }
     });
+    tokio::spawn(sessions.clone().expire_when_idle(
+        id.clone(),
+        activity.clone(),
+        session_stop.clone(),
+    ));
     tracing::debug!(session = %id, "old-SSE session opened");
 
     let guard = SessionGuard {
@@ -121,17 +206,20 @@ pub async fn open(
     let endpoint = Event::default()
         .event("endpoint")
         .data(format!("{MESSAGE_PATH}?sessionId={id}"));
-    let messages = from_server.filter_map(|message| async move {
-        Event::default().event("message").json_data(&message).ok()
+    let messages = from_server.filter_map(move |message| {
+        activity.touch();
+        async move { Event::default().event("message").json_data(&message).ok() }
     });
     let events = stream::once(async { endpoint })
         .chain(messages)
         .take_until(session_stop.cancelled_owned())
         .map(move |event| {
             let _ = &guard;
-            Ok(event)
+            Ok::<_, Infallible>(event)
         });
-    Sse::new(events).keep_alive(KeepAlive::new().interval(KEEP_ALIVE))
+    Sse::new(events)
+        .keep_alive(KeepAlive::new().interval(KEEP_ALIVE))
+        .into_response()
 }
 
 #[derive(Deserialize)]
@@ -146,37 +234,19 @@ pub async fn message(
     Query(query): Query<SessionQuery>,
     body: Bytes,
 ) -> Response {
-    let Some(mut sender) = sessions.sender(&query.session_id) else {
+    let Some(session) = sessions.session(&query.session_id) else {
         return (
             StatusCode::NOT_FOUND,
             "unknown or expired sessionId; open a new stream at /sse",
         )
             .into_response();
     };
-    let message: ClientJsonRpcMessage = match serde_json::from_slice(&body) {
+    let message = match jsonrpc_gate::parse(&body) {
         Ok(message) => message,
-        Err(error) => {
-            let code = if error.is_syntax() || error.is_eof() {
-                -32700
-            } else {
-                -32600
-            };
-            let text = if code == -32700 {
-                "Parse error: the body is not JSON"
-            } else {
-                "Invalid Request: not a JSON-RPC 2.0 message"
-            };
-            return (
-                StatusCode::BAD_REQUEST,
-                Json(serde_json::json!({
-                    "jsonrpc": "2.0",
-                    "id": null,
-                    "error": {"code": code, "message": text}
-                })),
-            )
-                .into_response();
-        }
+        Err(rejection) => return rejection.into_response(),
     };
+    session.activity.touch();
+    let mut sender = session.to_server;
     use futures::SinkExt;
     match sender.send(message).await {
         Ok(()) => StatusCode::ACCEPTED.into_response(),

@@ -3,7 +3,11 @@
 //! a small client for the old HTTP+SSE transport, which rmcp no longer ships).
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+pub mod authed_clients;
+pub mod canaries;
 pub mod emulator_flow;
+pub mod faulty_upstream;
+pub mod raw_mcp;
 pub mod sse_client;
 
 use std::{
@@ -248,10 +252,23 @@ impl Launch {
             "PROCORE_ENV",
             "PROCORE_LOGIN_URL",
             "PROCORE_TIMEOUT_SECS",
+            "PROCORE_MAX_RESPONSE_BYTES",
             "MCP_TRANSPORT",
             "MCP_LISTEN",
             "MCP_ALLOWED_HOSTS",
+            "MCP_AUTH_TOKEN",
+            "MCP_ALLOW_UNAUTHENTICATED",
+            "MCP_MAX_REQUEST_BYTES",
+            "MCP_READ_TIMEOUT_SECS",
+            "MCP_MAX_SESSIONS",
+            "MCP_SESSION_IDLE_SECS",
             "RUST_LOG",
+            "HTTP_PROXY",
+            "HTTPS_PROXY",
+            "ALL_PROXY",
+            "http_proxy",
+            "https_proxy",
+            "all_proxy",
         ] {
             command.env_remove(name);
         }

@@ -56,7 +56,28 @@ pub async fn connect(
     mpsc::Sender<ClientJsonRpcMessage>,
     mpsc::Receiver<ServerJsonRpcMessage>,
 ) {
-    let http = reqwest::Client::new();
+    connect_with_token(sse_url, None).await
+}
+
+/// [`connect`], sending `Authorization: Bearer <token>` on every request when given.
+pub async fn connect_with_token(
+    sse_url: &str,
+    token: Option<&str>,
+) -> (
+    mpsc::Sender<ClientJsonRpcMessage>,
+    mpsc::Receiver<ServerJsonRpcMessage>,
+) {
+    let mut headers = reqwest::header::HeaderMap::new();
+    if let Some(token) = token {
+        headers.insert(
+            reqwest::header::AUTHORIZATION,
+            format!("Bearer {token}").parse().unwrap(),
+        );
+    }
+    let http = reqwest::Client::builder()
+        .default_headers(headers)
+        .build()
+        .unwrap();
     let response = http
         .get(sse_url)
         .header("accept", "text/event-stream")

@@ -1,0 +1,139 @@
+//! The sessions of streamable HTTP (`/mcp`, protocol ≤ 2025-11-25): rmcp's
+//! `LocalSessionManager` with a cap on how many live at once. Idle expiry is rmcp's own
+//! session keep-alive, set from `--session-idle-secs`; an expired or unknown id gets 404.
+//!
+//! Never holds more than the cap: creating one more fails, and the caller answers 503.
+
+use std::{sync::Arc, time::Duration};
+
+use futures::Stream;
+use rmcp::{
+    model::{ClientJsonRpcMessage, ServerJsonRpcMessage},
+    transport::{
+        WorkerTransport,
+        streamable_http_server::session::{
+            EventStore, RestoreOutcome, ServerSseMessage, SessionId, SessionManager,
+            local::{LocalSessionManager, LocalSessionManagerError, LocalSessionWorker},
+        },
+    },
+};
+
+/// rmcp's in-memory sessions, at most `max` of them.
+#[derive(Debug)]
+pub struct BoundedSessions {
+    inner: LocalSessionManager,
+    max: usize,
+    /// Serializes "count, then create" so the cap holds under concurrent handshakes.
+    creating: tokio::sync::Mutex<()>,
+}
+
+/// Why a session operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum BoundedSessionsError {
+    #[error("the server already holds its maximum of {0} sessions")]
+    Full(usize),
+    #[error(transparent)]
+    Local(#[from] LocalSessionManagerError),
+}
+
+impl BoundedSessions {
+    pub fn new(max: usize, idle: Duration) -> Self {
+        let mut inner = LocalSessionManager::default();
+        inner.session_config.keep_alive = Some(idle);
+        Self {
+            inner,
+            max,
+            creating: tokio::sync::Mutex::new(()),
+        }
+    }
+
+    pub fn max(&self) -> usize {
+        self.max
+    }
+
+    /// Live sessions now.
+    pub async fn len(&self) -> usize {
+        self.inner.sessions.read().await.len()
+    }
+
+    pub async fn is_empty(&self) -> bool {
+        self.len().await == 0
+    }
+
+    /// Whether a new session would be refused.
+    pub async fn is_full(&self) -> bool {
+        self.len().await >= self.max
+    }
+}
+
+impl SessionManager for BoundedSessions {
+    type Error = BoundedSessionsError;
+    type Transport = WorkerTransport<LocalSessionWorker>;
+
+    async fn create_session(&self) -> Result<(SessionId, Self::Transport), Self::Error> {
+        let _creating = self.creating.lock().await;
+        if self.is_full().await {
+            return Err(BoundedSessionsError::Full(self.max));
+        }
+        Ok(self.inner.create_session().await?)
+    }
+
+    async fn initialize_session(
+        &self,
+        id: &SessionId,
+        message: ClientJsonRpcMessage,
+    ) -> Result<ServerJsonRpcMessage, Self::Error> {
+        Ok(self.inner.initialize_session(id, message).await?)
+    }
+
+    async fn has_session(&self, id: &SessionId) -> Result<bool, Self::Error> {
+        Ok(self.inner.has_session(id).await?)
+    }
+
+    async fn close_session(&self, id: &SessionId) -> Result<(), Self::Error> {
+        Ok(self.inner.close_session(id).await?)
+    }
+
+    async fn create_stream(
+        &self,
+        id: &SessionId,
+        message: ClientJsonRpcMessage,
+    ) -> Result<impl Stream<Item = ServerSseMessage> + Send + Sync + 'static, Self::Error> {
+        Ok(self.inner.create_stream(id, message).await?)
+    }
+
+    async fn accept_message(
+        &self,
+        id: &SessionId,
+        message: ClientJsonRpcMessage,
+    ) -> Result<(), Self::Error> {
+        Ok(self.inner.accept_message(id, message).await?)
+    }
+
+    async fn create_standalone_stream(
+        &self,
+        id: &SessionId,
+    ) -> Result<impl Stream<Item = ServerSseMessage> + Send + Sync + 'static, Self::Error> {
+        Ok(self.inner.create_standalone_stream(id).await?)
+    }
+
+    async fn resume(
+        &self,
+        id: &SessionId,
+        last_event_id: String,
+    ) -> Result<impl Stream<Item = ServerSseMessage> + Send + Sync + 'static, Self::Error> {
+        Ok(self.inner.resume(id, last_event_id).await?)
+    }
+
+    async fn restore_session(
+        &self,
+        _id: SessionId,
+    ) -> Result<RestoreOutcome<Self::Transport>, Self::Error> {
+        // No external session store: an unknown id is unknown (404), never re-created.
+        Ok(RestoreOutcome::NotSupported)
+    }
+
+    fn event_store(&self) -> Option<Arc<dyn EventStore>> {
+        None
+    }
+}

@@ -1,0 +1,341 @@
+//! Upstream faults that must leave the server serving: each one, against a purpose-built
+//! loopback login host, gives a clear `isError` naming what happened, the next call on the
+//! same server works, and a huge body neither gets buffered nor grows the server's memory.
+//! The server runs as the real binary over streamable HTTP with a 1 s upstream timeout.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::{
+    faulty_upstream::{Fault, FaultyUpstream, response},
+    *,
+};
+
+async fn server_for(upstream_url: &str) -> HttpServer {
+    init();
+    HttpServer::start(&Launch::against(upstream_url).arg("--timeout-secs").arg("1")).await
+}
+
+/// The fault gives an error naming each of `expected`; then a normal call succeeds.
+async fn fault_then_recovery(fault: Fault, grant: serde_json::Value, expected: &[&str]) -> String {
+    let upstream = FaultyUpstream::start().await;
+    let server = server_for(&upstream.url).await;
+    let client = server.legacy_client().await;
+    upstream.push(fault);
+    let result = call_token(&client, grant).await;
+    let message = text(&result);
+    assert!(is_error(&result), "an error result: {message}");
+    assert!(result.structured_content.is_none());
+    for part in expected {
+        assert!(
+            message.to_lowercase().contains(&part.to_lowercase()),
+            "{part:?} in {message}"
+        );
+    }
+    assert_recovers(&client).await;
+    assert_eq!(upstream.count(), 2, "one request each, never retried");
+    client.cancel().await.unwrap();
+    message
+}
+
+async fn assert_recovers(client: &Client) {
+    let result = call_token(client, client_credentials()).await;
+    assert!(!is_error(&result), "the next call works: {}", text(&result));
+    assert_eq!(text(&result), TOKEN_BODY);
+}
+
+#[tokio::test]
+async fn connection_refused() {
+    let mut upstream = FaultyUpstream::start().await;
+    let server = server_for(&upstream.url).await;
+    let client = server.legacy_client().await;
+    upstream.stop_listening();
+    let result = call_token(&client, refresh("rt-refused")).await;
+    let message = text(&result);
+    assert!(is_error(&result));
+    assert!(
+        message.contains(&format!("could not connect to {}", upstream.url)),
+        "{message}"
+    );
+    assert!(message.contains("Nothing reached Procore"), "{message}");
+    upstream.listen_again().await;
+    assert_recovers(&client).await;
+    client.cancel().await.unwrap();
+}
+
+#[tokio::test]
+async fn dns_failure_of_the_configured_host_fails_fast_and_the_server_keeps_serving() {
+    init();
+    // RFC 2606: `.invalid` never resolves.
+    let server = HttpServer::start(
+        &Launch::default()
+            .arg("--login-url")
+            .arg("https://login.procore-token-mcp.invalid"),
+    )
+    .await;
+    let client = server.legacy_client().await;
+    for _ in 0..2 {
+        let started = Instant::now();
+        let result = call_token(&client, refresh("rt-dns")).await;
+        let message = text(&result);
+        assert!(is_error(&result));
+        assert!(
+            message.contains("could not connect to https://login.procore-token-mcp.invalid"),
+            "{message}"
+        );
+        assert!(message.to_lowercase().contains("dns"), "{message}");
+        assert!(message.contains("Nothing reached Procore"), "{message}");
+        // Generous: the point is that it does not wait for the 30 s request timeout.
+        assert!(started.elapsed() < Duration::from_secs(20), "fails fast");
+        // The server still answers everything else.
+        let tools = client.list_all_tools().await.unwrap();
+        assert!(tools.iter().any(|tool| tool.name == TOOL));
+    }
+    client.cancel().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_hang_times_out() {
+    let started = Instant::now();
+    let message = fault_then_recovery(
+        Fault::Hang,
+        refresh("rt-hang"),
+        &["no complete answer", "within 1s", "may already be consumed"],
+    )
+    .await;
+    assert!(started.elapsed() < Duration::from_secs(20), "{message}");
+}
+
+#[tokio::test]
+async fn a_body_trickling_slower_than_the_timeout_is_cut_off() {
+    fault_then_recovery(
+        Fault::Trickle {
+            every: Duration::from_millis(200),
+        },
+        client_credentials(),
+        &["no complete answer", "within 1s", "safe to call again"],
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn a_connection_reset_mid_body() {
+    fault_then_recovery(
+        Fault::ResetMidBody,
+        authorization_code("code-reset"),
+        &[
+            "connection to http://127.0.0.1",
+            "failed",
+            "code may already be used up",
+        ],
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn a_5xx_with_retry_after() {
+    fault_then_recovery(
+        Fault::Raw(response(
+            503,
+            &[("retry-after", "7"), ("content-type", "text/html")],
+            b"<html>maintenance</html>",
+        )),
+        client_credentials(),
+        &[
+            "HTTP 503",
+            "<html>maintenance</html>",
+            "Retry-After says 7",
+            "try again",
+        ],
+    )
+    .await;
+    fault_then_recovery(
+        Fault::Raw(response(500, &[], b"")),
+        refresh("rt-500"),
+        &["HTTP 500", "(empty body)"],
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn a_429_names_retry_after() {
+    fault_then_recovery(
+        Fault::Raw(response(
+            429,
+            &[("retry-after", "17")],
+            br#"{"error":"rate_limited"}"#,
+        )),
+        client_credentials(),
+        &[
+            "HTTP 429",
+            r#"{"error":"rate_limited"}"#,
+            "Retry-After says 17",
+        ],
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn invalid_utf8_in_a_200() {
+    fault_then_recovery(
+        Fault::Raw(response(200, &[], b"{\"access_token\":\"\xff\xfe\xfd\"}")),
+        client_credentials(),
+        &["HTTP 200", "not valid UTF-8"],
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn a_non_json_200() {
+    fault_then_recovery(
+        Fault::Raw(response(
+            200,
+            &[("content-type", "text/html")],
+            b"<html>login</html>",
+        )),
+        client_credentials(),
+        &["HTTP 200", "not a token response", "<html>login</html>"],
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn a_redirect_is_reported_and_not_followed() {
+    let elsewhere = FaultyUpstream::start().await;
+    let target = format!("{}/oauth/token", elsewhere.url);
+    fault_then_recovery(
+        Fault::Raw(response(302, &[("location", &target)], b"")),
+        client_credentials(),
+        &["HTTP 302", &target, "Redirects are not followed"],
+    )
+    .await;
+    assert_eq!(elsewhere.count(), 0, "the secret never went to the target");
+}
+
+/// Resident and peak memory of a process, in KiB, from /proc.
+fn memory_kib(pid: u32) -> (u64, u64) {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let field = |name: &str| {
+        status
+            .lines()
+            .find_map(|line| line.strip_prefix(name))
+            .and_then(|rest| rest.split_whitespace().next())
+            .and_then(|kib| kib.parse::<u64>().ok())
+            .unwrap()
+    };
+    (field("VmRSS:"), field("VmHWM:"))
+}
+
+#[tokio::test]
+async fn a_huge_body_is_cut_off_without_buffering_it() {
+    const SIZE: usize = 256 * 1024 * 1024;
+    for declared in [false, true] {
+        let upstream = FaultyUpstream::start().await;
+        let server = server_for(&upstream.url).await;
+        let pid = server.child.id().unwrap();
+        let client = server.legacy_client().await;
+        upstream.push(Fault::Huge {
+            size: SIZE,
+            declared,
+        });
+        let result = call_token(&client, client_credentials()).await;
+        let message = text(&result);
+        assert!(is_error(&result), "{message}");
+        assert!(message.contains("over the 1048576-byte limit"), "{message}");
+        let outcome = upstream.huge().await;
+        assert!(
+            outcome.cut_off && outcome.written < SIZE / 4,
+            "the server stopped reading (declared={declared}): {outcome:?}"
+        );
+        let (rss, peak) = memory_kib(pid);
+        // The body is 256 MiB; a server that buffered it would peak far above this.
+        assert!(
+            peak < 64 * 1024,
+            "peak resident memory {peak} KiB (now {rss} KiB)"
+        );
+        assert_recovers(&client).await;
+        client.cancel().await.unwrap();
+    }
+}
+
+#[tokio::test]
+async fn the_upstream_limit_is_configurable() {
+    init();
+    let upstream = FaultyUpstream::start().await;
+    let server = HttpServer::start(
+        &Launch::against(&upstream.url)
+            .arg("--max-response-bytes")
+            .arg("2048"),
+    )
+    .await;
+    let client = server.legacy_client().await;
+    upstream.push(Fault::Raw(response(400, &[], &[b' '; 2049])));
+    let result = call_token(&client, client_credentials()).await;
+    assert!(is_error(&result));
+    assert!(
+        text(&result).contains("over the 2048-byte limit"),
+        "{}",
+        text(&result)
+    );
+    upstream.push(Fault::Raw(response(400, &[], &[b' '; 2048])));
+    let result = call_token(&client, client_credentials()).await;
+    assert!(
+        text(&result).contains("HTTP 400"),
+        "at the limit: {}",
+        text(&result)
+    );
+    assert_recovers(&client).await;
+    client.cancel().await.unwrap();
+}
+
+#[tokio::test]
+async fn one_server_survives_every_fault_in_a_row_with_flat_memory() {
+    let mut upstream = FaultyUpstream::start().await;
+    let server = server_for(&upstream.url).await;
+    let pid = server.child.id().unwrap();
+    let client = server.legacy_client().await;
+    assert_recovers(&client).await;
+    let (before, _) = memory_kib(pid);
+    let faults = [
+        Fault::Hang,
+        Fault::Trickle {
+            every: Duration::from_millis(200),
+        },
+        Fault::ResetMidBody,
+        Fault::Raw(response(503, &[("retry-after", "1")], b"busy")),
+        Fault::Raw(response(429, &[("retry-after", "1")], b"{}")),
+        Fault::Raw(response(200, &[], b"\xff\xfe")),
+        Fault::Raw(response(200, &[], b"not json")),
+        Fault::Raw(response(307, &[("location", "http://127.0.0.1:9/x")], b"")),
+        Fault::Huge {
+            size: 32 * 1024 * 1024,
+            declared: false,
+        },
+    ];
+    for round in 0..2 {
+        for fault in faults.clone() {
+            upstream.push(fault.clone());
+            let result = call_token(&client, client_credentials()).await;
+            assert!(is_error(&result), "{fault:?}: {}", text(&result));
+            assert_recovers(&client).await;
+        }
+        upstream.stop_listening();
+        let result = call_token(&client, client_credentials()).await;
+        assert!(is_error(&result), "refused, round {round}");
+        upstream.listen_again().await;
+        assert_recovers(&client).await;
+    }
+    let (after, peak) = memory_kib(pid);
+    assert!(
+        after < before + 32 * 1024 && peak < 64 * 1024,
+        "resident {before} KiB before, {after} KiB after, peak {peak} KiB"
+    );
+    client.cancel().await.unwrap();
+}
