@@ -7,7 +7,8 @@
 #     docker run --rm -p 127.0.0.1:8722:8722 -e MCP_AUTH_TOKEN ghcr.io/procore-token-mcp/procore-token-mcp:0.1.0 \
 #       --transport http --listen 0.0.0.0:8722 --auth-token "$MCP_AUTH_TOKEN"
 
-# Build: a pinned Rust toolchain (its gcc builds ring's C and assembly).
+# Build: a pinned Rust toolchain (its gcc builds ring's C and assembly), on Debian 12 like the
+# runtime below, so the binary links against the same glibc.
 FROM rust:1.95.0-slim-bookworm AS build
 WORKDIR /src
 COPY Cargo.toml Cargo.lock ./
