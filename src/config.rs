@@ -49,10 +49,12 @@ Examples:
     name = "procore-token-mcp",
     version,
     about = "MCP server that obtains and renews Procore OAuth 2.0 access tokens",
-    long_about = "An MCP server with the tool get_or_refresh_an_access_token: it forwards \
-                  the token request to the Procore login host's /oauth/token and returns \
-                  Procore's token JSON as received. Token requests are never retried: \
-                  authorization codes and refresh tokens are single-use.",
+    long_about = "An MCP server whose tool get_or_refresh_an_access_token forwards the \
+                  token request to the Procore login host's /oauth/token and returns \
+                  Procore's token JSON as received; grant_app_authorization, get_token_info \
+                  and revoke_token build the sign-in link, check a token and revoke one. \
+                  Token requests are never retried: authorization codes and refresh tokens \
+                  are single-use.",
     after_help = HELP_FOOTER,
     args_conflicts_with_subcommands = true
 )]

@@ -52,10 +52,12 @@ Destructive: an authorization code works once, and a refresh token works once. A
 invalidates the old refresh token at once, even if its answer is lost, so keep the new \
 refresh_token from the response and drop the old one. Never send the same refresh token \
 twice, and never run two refreshes in parallel. Nothing is retried automatically. On \
-failure the result is an error with Procore's HTTP status, its response body and a hint.
+failure the result is an error with Procore's HTTP status, its response body and a hint \
+(for HTTP 429, the Retry-After to wait).
 
-Related tools: grant_app_authorization builds the sign-in link that yields a code; \
-get_token_info checks a token without changing anything; revoke_token ends a pair.";
+Not for checking whether a token still works (get_token_info does that and consumes \
+nothing) or for starting a user's sign-in (grant_app_authorization builds the link that \
+yields the code). To end a pair for good, use revoke_token.";
 
 const HELD_NOTE: &str = "\n\nThis server holds the app's client_id and client_secret: \
 omit both and it fills them in, so the secret never passes through the conversation.";

@@ -91,7 +91,7 @@ fn output_schema() -> JsonObject {
         "description": "Procore's token info, field for field as the login host sent it.",
         "properties": {
             "resource_owner_id": {
-                "type": ["integer", "null"],
+                "anyOf": [{ "type": "integer" }, { "type": "null" }],
                 "description": "The Procore user the token acts for (null for a service account)."
             },
             "scopes": {

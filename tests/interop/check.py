@@ -1,0 +1,155 @@
+"""Judges what a real MCP client got back from procore-token-mcp (standard library only).
+
+  check.py tools FILE [--open]           the tool list: all four tools, the token tool's
+                                         input schema, output schema and annotations
+  check.py call FILE --emulator URL --client-id ID
+                                         the token call: no isError, the emulator's token JSON
+                                         as text and as structuredContent, and the emulator
+                                         confirms (GET /oauth/token/info) it issued that token
+  check.py era FILE --era legacy|modern  the negotiated protocol version
+
+FILE is a client's JSON: the Inspector CLI's `--format json` output ({"result": …}) or the
+interop clients' ({"protocolVersion", "tools", "call"}). Prints one line; exits 1 with the
+reason on the first failed check.
+"""
+
+import argparse
+import json
+import sys
+import urllib.error
+import urllib.request
+
+TOOL = "get_or_refresh_an_access_token"
+TOOLS = {"grant_app_authorization", TOOL, "get_token_info", "revoke_token"}
+GRANTS = ["authorization_code", "refresh_token", "client_credentials"]
+MODERN = "2026-07-28"
+
+
+class Failed(Exception):
+    pass
+
+
+def expect(condition, message):
+    if not condition:
+        raise Failed(message)
+
+
+def load(path):
+    with open(path, encoding="utf-8") as handle:
+        document = json.load(handle)
+    expect(isinstance(document, dict), f"{path}: not a JSON object")
+    return document.get("result", document)
+
+
+def check_tools(document, open_schema):
+    tools = document.get("tools")
+    expect(isinstance(tools, list), "no tools array in the answer")
+    names = {tool.get("name") for tool in tools}
+    expect(names == TOOLS, f"tools listed: {sorted(names)}, expected {sorted(TOOLS)}")
+    token = next(tool for tool in tools if tool["name"] == TOOL)
+    schema = token.get("inputSchema", {})
+    properties = schema.get("properties", {})
+    expect(schema.get("type") == "object", "token tool: inputSchema is not an object schema")
+    expect(
+        properties.get("grant_type", {}).get("enum") == GRANTS,
+        f"token tool: grant_type enum is {properties.get('grant_type')}",
+    )
+    for field in ("client_id", "client_secret", "code", "redirect_uri", "refresh_token"):
+        expect(
+            properties.get(field, {}).get("type") == "string",
+            f"token tool: no string property {field}",
+        )
+    required = schema.get("required", [])
+    expect("grant_type" in required, f"token tool: grant_type not required ({required})")
+    if open_schema:
+        # Started without PROCORE_CLIENT_ID/SECRET: the caller must send the credentials.
+        expect(
+            required == ["grant_type", "client_id", "client_secret"],
+            f"token tool: required is {required}, expected the credential-less form",
+        )
+    output = token.get("outputSchema", {}).get("properties", {})
+    for field in ("access_token", "token_type", "expires_in", "refresh_token"):
+        expect(field in output, f"token tool: outputSchema lacks {field}")
+    annotations = token.get("annotations", {})
+    expect(
+        annotations.get("destructiveHint") is True and annotations.get("readOnlyHint") is False,
+        f"token tool: annotations {annotations}",
+    )
+    return f"{len(tools)} tools, token tool schema ok"
+
+
+def token_info(emulator, access_token):
+    request = urllib.request.Request(
+        emulator.rstrip("/") + "/oauth/token/info",
+        headers={"Authorization": f"Bearer {access_token}"},
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return response.status, json.load(response)
+    except urllib.error.HTTPError as error:
+        return error.code, None
+
+
+def check_call(document, emulator, client_id):
+    call = document.get("call", document)
+    expect(call.get("isError") is not True, f"the tool returned an error: {call.get('content')}")
+    texts = [block.get("text") for block in call.get("content", []) if block.get("type") == "text"]
+    expect(texts, "no text content in the tool result")
+    try:
+        token = json.loads(texts[0])
+    except (TypeError, ValueError) as error:
+        raise Failed(f"the text content is not the token JSON: {error}") from error
+    access_token = token.get("access_token")
+    expect(isinstance(access_token, str) and access_token, "no access_token in the token JSON")
+    expect(token.get("token_type") == "bearer", f"token_type is {token.get('token_type')!r}")
+    expect(isinstance(token.get("expires_in"), int), "no integer expires_in")
+    expect("refresh_token" not in token, "client_credentials answered with a refresh_token")
+    expect(
+        call.get("structuredContent") == token,
+        "structuredContent differs from the text content",
+    )
+    status, info = token_info(emulator, access_token)
+    expect(status == 200, f"the emulator does not know the returned token (HTTP {status})")
+    uid = (info or {}).get("application", {}).get("uid")
+    expect(uid == client_id, f"the token belongs to {uid!r}, not {client_id!r}")
+    return "token JSON ok, emulator confirms the token"
+
+
+def check_era(document, era):
+    version = document.get("protocolVersion")
+    if era == "modern":
+        expect(version == MODERN, f"negotiated {version!r}, expected {MODERN}")
+    else:
+        expect(
+            isinstance(version, str) and version < MODERN,
+            f"negotiated {version!r}, expected a handshake-era version",
+        )
+    return f"protocol {version}"
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("what", choices=["tools", "call", "era"])
+    parser.add_argument("file")
+    parser.add_argument("--open", action="store_true")
+    parser.add_argument("--emulator")
+    parser.add_argument("--client-id")
+    parser.add_argument("--era", choices=["legacy", "modern"])
+    args = parser.parse_args()
+    try:
+        document = load(args.file)
+        if args.what == "tools":
+            verdict = check_tools(document, args.open)
+        elif args.what == "call":
+            verdict = check_call(document, args.emulator, args.client_id)
+        else:
+            verdict = check_era(document, args.era)
+    except (Failed, OSError, ValueError) as error:
+        print(f"FAIL {args.what}: {error}")
+        return 1
+    print(f"ok {args.what}: {verdict}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,69 @@
+"""One interop case with the official MCP Python SDK client (mcp 2.x).
+
+Connects to procore-token-mcp over one transport in one protocol era, lists the tools,
+calls get_or_refresh_an_access_token with grant_type=client_credentials, and writes what
+came back (negotiated protocol version, tool list, call result) as JSON for check.py.
+It asserts nothing itself: check.py judges the answer, the same way for every client.
+"""
+
+import argparse
+import asyncio
+import json
+import sys
+
+from mcp import Client, StdioServerParameters
+from mcp.client.sse import sse_client
+
+TOOL = "get_or_refresh_an_access_token"
+
+
+def dump(model):
+    return model.model_dump(mode="json", by_alias=True, exclude_none=True)
+
+
+async def run(args):
+    if args.transport == "stdio":
+        server = StdioServerParameters(command=args.server, args=args.server_args)
+    elif args.transport == "http":
+        server = args.server
+    else:
+        server = sse_client(args.server)
+    # "auto" probes server/discover and lands on 2026-07-28 when the server offers it;
+    # check.py then insists that it did.
+    mode = "legacy" if args.era == "legacy" else "auto"
+    async with Client(server, mode=mode, read_timeout_seconds=30) as client:
+        tools = await client.list_tools()
+        call = await client.call_tool(
+            TOOL,
+            {
+                "grant_type": "client_credentials",
+                "client_id": args.client_id,
+                "client_secret": args.client_secret,
+            },
+        )
+        return {
+            "client": "mcp (Python SDK)",
+            "protocolVersion": client.protocol_version,
+            "tools": dump(tools)["tools"],
+            "call": dump(call),
+        }
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--transport", choices=["stdio", "http", "sse"], required=True)
+    parser.add_argument("--era", choices=["legacy", "modern"], required=True)
+    parser.add_argument("--server", required=True, help="binary (stdio) or URL")
+    parser.add_argument("--client-id", required=True)
+    parser.add_argument("--client-secret", required=True)
+    parser.add_argument("--out", required=True)
+    parser.add_argument("server_args", nargs="*", help="arguments for the stdio binary")
+    args = parser.parse_args()
+    result = asyncio.run(run(args))
+    with open(args.out, "w", encoding="utf-8") as out:
+        json.dump(result, out, indent=1)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
