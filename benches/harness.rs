@@ -481,6 +481,7 @@ async fn added_latency(report: &mut Report, size: Size, upstream: &Emulator) {
     }
     let (mut direct, mut via_stdio, mut via_http) = (Vec::new(), Vec::new(), Vec::new());
     let (mut added_stdio, mut added_http) = (Vec::new(), Vec::new());
+    let (mut ratio_stdio, mut ratio_http) = (Vec::new(), Vec::new());
     for _ in 0..size.latency_calls {
         let started = Instant::now();
         direct_call(&http, &token_url, &body).await;
@@ -501,6 +502,8 @@ async fn added_latency(report: &mut Report, size: Size, upstream: &Emulator) {
         via_http.push(h);
         added_stdio.push(s - d);
         added_http.push(h - d);
+        ratio_stdio.push(s / d);
+        ratio_http.push(h / d);
     }
     report.stats(
         "token POST sent directly to the upstream",
@@ -526,6 +529,16 @@ async fn added_latency(report: &mut Report, size: Size, upstream: &Emulator) {
         "added latency, HTTP (pairwise: through − direct)",
         "ms",
         &Stats::new(added_http),
+    );
+    report.stats(
+        "ratio through ÷ direct, stdio (pairwise)",
+        "×",
+        &Stats::new(ratio_stdio),
+    );
+    report.stats(
+        "ratio through ÷ direct, HTTP (pairwise)",
+        "×",
+        &Stats::new(ratio_http),
     );
     let _ = stdio.child.kill().await;
 }

@@ -279,3 +279,31 @@ async fn sigterm_stops_gracefully() {
 async fn sigint_stops_gracefully() {
     stops_on("INT").await;
 }
+
+#[tokio::test]
+async fn methods_removed_in_2026_07_28_are_not_found_there() {
+    init();
+    let server = HttpServer::start(&Launch::default()).await;
+    let meta = serde_json::json!({
+        "io.modelcontextprotocol/protocolVersion": "2026-07-28",
+        "io.modelcontextprotocol/clientInfo": {"name": "raw", "version": "1"},
+        "io.modelcontextprotocol/clientCapabilities": {}
+    });
+    for method in ["initialize", "ping"] {
+        let body = serde_json::json!({"jsonrpc": "2.0", "id": 7, "method": method, "params": {"_meta": meta}});
+        let response = reqwest::Client::new()
+            .post(server.mcp_url())
+            .header("content-type", "application/json")
+            .header("accept", "application/json, text/event-stream")
+            .header("mcp-protocol-version", "2026-07-28")
+            .header("mcp-method", method)
+            .body(body.to_string())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 404, "{method}");
+        let answer: Value = response.json().await.unwrap();
+        assert_eq!(answer["error"]["code"], -32601, "{method}: {answer}");
+        assert_eq!(answer["id"], 7);
+    }
+}

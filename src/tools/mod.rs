@@ -20,7 +20,7 @@ use rmcp::{
     model::{
         CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, CustomRequest,
         CustomResult, ErrorCode, Implementation, JsonObject, ListToolsResult,
-        PaginatedRequestParams, ServerCapabilities, ServerConfig, Tool,
+        PaginatedRequestParams, ProtocolVersion, ServerCapabilities, ServerConfig, Tool,
     },
     service::RequestContext,
 };
@@ -239,13 +239,22 @@ impl ServerHandler for ProcoreTokenServer {
 
     /// rmcp hands over any request it cannot type: an unknown method, or a known method
     /// whose params have the wrong shape. Tell the two apart, without echoing the params.
+    /// In protocol 2026-07-28 and later, `initialize` and `ping` no longer exist.
     async fn on_custom_request(
         &self,
         request: CustomRequest,
-        _context: RequestContext<RoleServer>,
+        context: RequestContext<RoleServer>,
     ) -> Result<CustomResult, ErrorData> {
         let method: String = request.method.chars().take(64).collect();
-        if METHODS_SERVED.contains(&method.as_str()) {
+        let stateless = context
+            .protocol_version()
+            .is_some_and(|version| version >= ProtocolVersion::V_2026_07_28);
+        let served: &[&str] = if stateless {
+            &METHODS_SERVED_STATELESS
+        } else {
+            &METHODS_SERVED
+        };
+        if served.contains(&method.as_str()) {
             Err(ErrorData::invalid_params(
                 format!("the params of {method} do not have the shape this method takes"),
                 None,
@@ -259,6 +268,9 @@ impl ServerHandler for ProcoreTokenServer {
         }
     }
 }
+
+/// The request methods of protocol 2026-07-28 and later this server answers.
+const METHODS_SERVED_STATELESS: [&str; 3] = ["server/discover", "tools/list", "tools/call"];
 
 /// The request methods this server answers (others are "method not found").
 const METHODS_SERVED: [&str; 5] = [
