@@ -318,6 +318,14 @@ impl StdioServer {
         self.send(&request.to_string()).await;
         serde_json::from_str(&self.receive().await).unwrap()
     }
+
+    /// A `ping` round trip: the transport and the protocol machinery, no upstream.
+    async fn ping(&mut self) {
+        self.next_id += 1;
+        let request = json!({"jsonrpc": "2.0", "id": self.next_id, "method": "ping"});
+        self.send(&request.to_string()).await;
+        assert!(self.receive().await.contains("\"result\""));
+    }
 }
 
 /// One streamable HTTP session (protocol 2025-06-18), spoken to with plain POSTs.
@@ -356,6 +364,17 @@ impl HttpSession {
         this
     }
 
+    /// End the session (`DELETE`), as a well-behaved client does.
+    async fn close(&self) {
+        let _ = self
+            .http
+            .delete(&self.url)
+            .header("mcp-session-id", &self.session)
+            .header("mcp-protocol-version", "2025-06-18")
+            .send()
+            .await;
+    }
+
     async fn post(&self, body: String) -> String {
         let response = self
             .http
@@ -369,6 +388,15 @@ impl HttpSession {
             .await
             .unwrap();
         response.text().await.unwrap()
+    }
+
+    /// A `ping` round trip: the transport and the protocol machinery, no upstream.
+    async fn ping(&self) {
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let body = self
+            .post(json!({"jsonrpc": "2.0", "id": id, "method": "ping"}).to_string())
+            .await;
+        assert!(body.contains("\"result\""), "{body}");
     }
 
     async fn call(&self, arguments: &Value) -> Value {
@@ -431,19 +459,24 @@ impl HttpServer {
         Self { child, url }
     }
 
-    fn rss_kib(&self) -> u64 {
+    fn rss_kib(&self) -> (u64, u64) {
         rss_kib(self.child.id())
     }
 }
 
-fn rss_kib(pid: u32) -> u64 {
+/// Resident memory of `pid`, in KiB: all of it, and the anonymous part (heap and stacks;
+/// the rest is the executable's own pages, mapped from the file and shared).
+fn rss_kib(pid: u32) -> (u64, u64) {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    status
-        .lines()
-        .find_map(|line| line.strip_prefix("VmRSS:"))
-        .and_then(|value| value.split_whitespace().next())
-        .and_then(|kib| kib.parse().ok())
-        .unwrap_or(0)
+    let field = |name: &str| {
+        status
+            .lines()
+            .find_map(|line| line.strip_prefix(name))
+            .and_then(|value| value.split_whitespace().next())
+            .and_then(|kib| kib.parse().ok())
+            .unwrap_or(0)
+    };
+    (field("VmRSS:"), field("RssAnon:"))
 }
 
 fn assert_token(answer: &Value) {
@@ -482,6 +515,7 @@ async fn added_latency(report: &mut Report, size: Size, upstream: &Emulator) {
     let (mut direct, mut via_stdio, mut via_http) = (Vec::new(), Vec::new(), Vec::new());
     let (mut added_stdio, mut added_http) = (Vec::new(), Vec::new());
     let (mut ratio_stdio, mut ratio_http) = (Vec::new(), Vec::new());
+    let (mut ping_stdio, mut ping_http) = (Vec::new(), Vec::new());
     for _ in 0..size.latency_calls {
         let started = Instant::now();
         direct_call(&http, &token_url, &body).await;
@@ -504,6 +538,13 @@ async fn added_latency(report: &mut Report, size: Size, upstream: &Emulator) {
         added_http.push(h - d);
         ratio_stdio.push(s / d);
         ratio_http.push(h / d);
+
+        let started = Instant::now();
+        stdio.ping().await;
+        ping_stdio.push(started.elapsed().as_secs_f64() * 1e3);
+        let started = Instant::now();
+        session.ping().await;
+        ping_http.push(started.elapsed().as_secs_f64() * 1e3);
     }
     report.stats(
         "token POST sent directly to the upstream",
@@ -529,6 +570,16 @@ async fn added_latency(report: &mut Report, size: Size, upstream: &Emulator) {
         "added latency, HTTP (pairwise: through − direct)",
         "ms",
         &Stats::new(added_http),
+    );
+    report.stats(
+        "MCP ping round trip (transport only, no upstream), stdio",
+        "ms",
+        &Stats::new(ping_stdio),
+    );
+    report.stats(
+        "MCP ping round trip (transport only, no upstream), HTTP",
+        "ms",
+        &Stats::new(ping_http),
     );
     report.stats(
         "ratio through ÷ direct, stdio (pairwise)",
@@ -560,15 +611,60 @@ async fn direct_call(http: &reqwest::Client, url: &str, body: &str) {
 // ───────────────────────────── 3. throughput, 4. memory ─────────────────────────────
 
 async fn throughput_and_memory(report: &mut Report, size: Size, upstream: &Emulator) {
+    let mib = |(all, anon): (u64, u64)| {
+        format!(
+            "{:.1} MiB ({:.1} anon)",
+            all as f64 / 1024.0,
+            anon as f64 / 1024.0
+        )
+    };
+    let arguments = Arc::new(upstream.arguments());
+
+    // Memory over stdio: idle, then after N calls.
+    let mut stdio = StdioServer::start(upstream).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let stdio_pid = stdio.child.id().unwrap_or(0);
+    let stdio_idle = rss_kib(stdio_pid);
+    for _ in 0..size.memory_calls {
+        assert_token(&stdio.call(&arguments).await);
+    }
+    let stdio_after = rss_kib(stdio_pid);
+    let _ = stdio.child.kill().await;
+    report.value(
+        "resident memory, stdio server idle after start",
+        mib(stdio_idle),
+    );
+    report.value(
+        &format!("resident memory, stdio, after {} calls", size.memory_calls),
+        mib(stdio_after),
+    );
+
+    // Memory over streamable HTTP: idle, then after N calls on one session, twice.
     let server = HttpServer::start(upstream);
     tokio::time::sleep(Duration::from_millis(200)).await;
-    let idle = server.rss_kib();
-
+    report.value(
+        "resident memory, HTTP server idle after start",
+        mib(server.rss_kib()),
+    );
     let http = reqwest::Client::builder()
         .pool_max_idle_per_host(size.throughput_clients)
         .build()
         .unwrap();
-    let arguments = Arc::new(upstream.arguments());
+    let session = HttpSession::open(http.clone(), server.url.clone()).await;
+    for round in 1..=2 {
+        for _ in 0..size.memory_calls {
+            assert_token(&session.call(&arguments).await);
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        report.value(
+            &format!(
+                "resident memory, HTTP, after {} calls",
+                round * size.memory_calls
+            ),
+            mib(server.rss_kib()),
+        );
+    }
+    session.close().await;
 
     // Throughput: every client its own session, calling back to back for a fixed time.
     let stop = Arc::new(AtomicBool::new(false));
@@ -587,15 +683,18 @@ async fn throughput_and_memory(report: &mut Report, size: Size, upstream: &Emula
                     errors.fetch_add(1, Ordering::Relaxed);
                 }
             }
-            latencies
+            (latencies, session)
         }));
     }
     let started = Instant::now();
     tokio::time::sleep(Duration::from_secs(size.throughput_secs)).await;
     stop.store(true, Ordering::Relaxed);
     let mut latencies = Vec::new();
+    let mut sessions = Vec::new();
     for task in tasks {
-        latencies.extend(task.await.unwrap());
+        let (task_latencies, session) = task.await.unwrap();
+        latencies.extend(task_latencies);
+        sessions.push(session);
     }
     let elapsed = started.elapsed().as_secs_f64();
     let calls = latencies.len();
@@ -616,31 +715,20 @@ async fn throughput_and_memory(report: &mut Report, size: Size, upstream: &Emula
         format!("{:.3} ms", stats.quantile(0.99)),
     );
     report.value("  errors", errors.load(Ordering::Relaxed).to_string());
-    let after_load = server.rss_kib();
-
-    // Memory: a fresh session making N calls, twice, to see whether anything grows.
-    let session = HttpSession::open(http.clone(), server.url.clone()).await;
-    let mut after = Vec::new();
-    for _ in 0..2 {
-        for _ in 0..size.memory_calls {
-            assert_token(&session.call(&arguments).await);
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-        after.push(server.rss_kib());
-    }
-    let mib = |kib: u64| format!("{:.1} MiB", kib as f64 / 1024.0);
-    report.value("resident memory, HTTP server idle after start", mib(idle));
-    report.value("resident memory, after the throughput run", mib(after_load));
-    report.value(
-        &format!("resident memory, after {} more calls", size.memory_calls),
-        mib(after[0]),
-    );
     report.value(
         &format!(
-            "resident memory, after {} more calls",
-            2 * size.memory_calls
+            "resident memory, HTTP, {} sessions open after the run",
+            sessions.len()
         ),
-        mib(after[1]),
+        mib(server.rss_kib()),
+    );
+    for session in sessions {
+        session.close().await;
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    report.value(
+        "resident memory, HTTP, after those sessions closed",
+        mib(server.rss_kib()),
     );
 }
 
