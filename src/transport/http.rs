@@ -81,7 +81,7 @@ pub fn router(
         },
         shutdown.child_token(),
     );
-    Router::new()
+    let app = Router::new()
         .nest_service(MCP_PATH, mcp)
         .route(SSE_PATH, get(sse::open))
         .route(MESSAGE_PATH, post(sse::message))
@@ -90,9 +90,15 @@ pub fn router(
         .layer(middleware::from_fn_with_state(
             limits,
             request_limits::read_body,
-        ))
-        .layer(middleware::from_fn_with_state(auth, bearer_auth::check))
-        .layer(middleware::from_fn_with_state(guard, host_guard::check))
+        ));
+    // Without a token the check would pass every request; leave the layer (and its cost on
+    // every request) out.
+    let app = if auth.enabled() {
+        app.layer(middleware::from_fn_with_state(auth, bearer_auth::check))
+    } else {
+        app
+    };
+    app.layer(middleware::from_fn_with_state(guard, host_guard::check))
 }
 
 /// Bind, serve until `shutdown` is cancelled, then drain for a few seconds at most.
