@@ -48,16 +48,10 @@ fn main() -> ExitCode {
             }
         },
     };
-    // One client on stdio gains nothing from more threads, and every hand-off between
-    // threads costs latency; HTTP serves many clients at once on every core.
-    let one_client =
-        matches!(&job, Job::Serve(config, _) if matches!(config.transport, TransportConfig::Stdio));
-    let mut builder = if one_client {
-        tokio::runtime::Builder::new_current_thread()
-    } else {
-        tokio::runtime::Builder::new_multi_thread()
-    };
-    let runtime = match builder.enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(runtime) => runtime,
         Err(error) => {
             eprintln!("procore-token-mcp: cannot start the async runtime: {error}");
