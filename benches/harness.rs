@@ -23,7 +23,12 @@ use std::{
 
 use serde_json::{Value, json};
 
-const BIN: &str = env!("CARGO_BIN_EXE_procore-token-mcp");
+/// The binary measured: this build's, unless `HARNESS_BIN` names another (to compare two
+/// builds on the same machine, one run after the other).
+fn bin() -> String {
+    std::env::var("HARNESS_BIN")
+        .unwrap_or_else(|_| env!("CARGO_BIN_EXE_procore-token-mcp").to_owned())
+}
 const TOOL: &str = "get_or_refresh_an_access_token";
 
 /// How much of everything to run.
@@ -114,8 +119,9 @@ impl Report {
             "smoke (test-suite size; figures not meaningful)"
         };
         self.lines.push(format!(
-            "procore-token-mcp {} performance harness — {mode} run, {cores} cores, binary {BIN}",
-            env!("CARGO_PKG_VERSION")
+            "procore-token-mcp {} performance harness — {mode} run, {cores} cores, binary {}",
+            env!("CARGO_PKG_VERSION"),
+            bin()
         ));
         self.lines.push(String::new());
         self.lines.push(format!(
@@ -166,7 +172,7 @@ fn cold_start(report: &mut Report, size: Size) {
     let mut to_list = Vec::new();
     for _ in 0..size.cold_runs {
         let started = Instant::now();
-        let mut child = Command::new(BIN)
+        let mut child = Command::new(bin())
             .env("RUST_LOG", "info")
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
@@ -221,7 +227,7 @@ impl Emulator {
     fn start() -> Self {
         let client_id = "bench-client".to_owned();
         let client_secret = "bench-secret".to_owned();
-        let mut child = Command::new(BIN)
+        let mut child = Command::new(bin())
             .args([
                 "emulator",
                 "--listen",
@@ -275,7 +281,7 @@ struct StdioServer {
 
 impl StdioServer {
     async fn start(upstream: &Emulator) -> Self {
-        let mut child = tokio::process::Command::new(BIN)
+        let mut child = tokio::process::Command::new(bin())
             .args(["--login-url", &upstream.url])
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
@@ -431,7 +437,7 @@ impl Drop for HttpServer {
 
 impl HttpServer {
     fn start(upstream: &Emulator) -> Self {
-        let mut child = Command::new(BIN)
+        let mut child = Command::new(bin())
             .args([
                 "--transport",
                 "http",
@@ -735,7 +741,7 @@ async fn throughput_and_memory(report: &mut Report, size: Size, upstream: &Emula
 // ───────────────────────────── 5. binary size ─────────────────────────────
 
 fn binary_size(report: &mut Report) {
-    let bytes = std::fs::metadata(BIN).map(|m| m.len()).unwrap_or(0);
+    let bytes = std::fs::metadata(bin()).map(|m| m.len()).unwrap_or(0);
     report.value(
         "binary size (release profile strips it)",
         format!("{:.2} MiB", bytes as f64 / (1024.0 * 1024.0)),
