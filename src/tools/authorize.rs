@@ -3,15 +3,13 @@
 //!
 //! Read-only: it never contacts Procore; it only builds a URL and a random `state`.
 
-use std::sync::Arc;
-
-use rmcp::model::{CallToolResult, JsonObject, Tool, ToolAnnotations};
+use rmcp::model::{CallToolResult, JsonObject, Tool};
 use serde_json::json;
 
 use super::{
-    Capabilities,
+    Behaviour, Capabilities,
     arguments::{ArgumentError, Arguments},
-    json_object, outcome,
+    define, json_object, outcome,
 };
 use crate::{
     config::HeldCredentials,
@@ -81,16 +79,19 @@ pub fn definition(capabilities: Capabilities) -> Tool {
         "required": required,
         "additionalProperties": false
     }));
-    Tool::new(NAME, DESCRIPTION, schema)
-        .with_title(TITLE)
-        .with_raw_output_schema(Arc::new(output_schema()))
-        .with_annotations(
-            ToolAnnotations::with_title(TITLE)
-                .read_only(true)
-                .destructive(false)
-                .idempotent(true)
-                .open_world(false),
-        )
+    define(
+        NAME,
+        TITLE,
+        DESCRIPTION,
+        schema,
+        output_schema(),
+        Behaviour {
+            read_only: true,
+            destructive: false,
+            idempotent: true,
+            open_world: false,
+        },
+    )
 }
 
 fn output_schema() -> JsonObject {

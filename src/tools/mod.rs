@@ -194,6 +194,37 @@ fn stored_access_token(
         .ok_or_else(|| ArgumentError::Invalid("the stored pair has no access_token".into()))?)
 }
 
+/// What a tool's annotations declare about its effect on the world.
+#[derive(Debug, Clone, Copy)]
+struct Behaviour {
+    read_only: bool,
+    destructive: bool,
+    idempotent: bool,
+    open_world: bool,
+}
+
+/// A tool definition: name, title (also as the annotation title), description, schemas and
+/// the annotations of `behaviour`.
+fn define(
+    name: &'static str,
+    title: &str,
+    description: impl Into<std::borrow::Cow<'static, str>>,
+    input_schema: JsonObject,
+    output_schema: JsonObject,
+    behaviour: Behaviour,
+) -> Tool {
+    Tool::new(name, description, input_schema)
+        .with_title(title)
+        .with_raw_output_schema(Arc::new(output_schema))
+        .with_annotations(
+            rmcp::model::ToolAnnotations::with_title(title)
+                .read_only(behaviour.read_only)
+                .destructive(behaviour.destructive)
+                .idempotent(behaviour.idempotent)
+                .open_world(behaviour.open_world),
+        )
+}
+
 /// A `json!` object literal as a schema object.
 fn json_object(value: Value) -> JsonObject {
     match value {

@@ -1,15 +1,13 @@
 //! `revoke_token`: Procore's `POST /oauth/revoke`. Destructive: the access token and its
 //! refresh token die together; the pair is removed from the token store.
 
-use std::sync::Arc;
-
-use rmcp::model::{CallToolResult, JsonObject, Tool, ToolAnnotations};
+use rmcp::model::{CallToolResult, JsonObject, Tool};
 use serde_json::json;
 
 use super::{
-    Capabilities, Refusal,
+    Behaviour, Capabilities, Refusal,
     arguments::{ArgumentError, Arguments},
-    json_object,
+    define, json_object,
     outcome::{self, Request},
     stored_access_token,
 };
@@ -79,16 +77,19 @@ pub fn definition(capabilities: Capabilities) -> Tool {
         "required": required,
         "additionalProperties": false
     }));
-    Tool::new(NAME, description, schema)
-        .with_title(TITLE)
-        .with_raw_output_schema(Arc::new(output_schema()))
-        .with_annotations(
-            ToolAnnotations::with_title(TITLE)
-                .read_only(false)
-                .destructive(true)
-                .idempotent(true)
-                .open_world(true),
-        )
+    define(
+        NAME,
+        TITLE,
+        description,
+        schema,
+        output_schema(),
+        Behaviour {
+            read_only: false,
+            destructive: true,
+            idempotent: true,
+            open_world: true,
+        },
+    )
 }
 
 fn output_schema() -> JsonObject {

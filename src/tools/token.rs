@@ -4,15 +4,13 @@
 //! rmcp does not (required fields, types, grant rules) before anything is sent, then sends
 //! exactly one request and hands back Procore's answer as received.
 
-use std::sync::Arc;
-
-use rmcp::model::{CallToolResult, JsonObject, Tool, ToolAnnotations};
+use rmcp::model::{CallToolResult, JsonObject, Tool};
 use serde_json::json;
 
 use super::{
-    Capabilities,
+    Behaviour, Capabilities,
     arguments::{ArgumentError, Arguments},
-    json_object,
+    define, json_object,
     outcome::{self, Request},
 };
 use crate::{
@@ -77,16 +75,19 @@ pub fn definition(capabilities: Capabilities) -> Tool {
     if capabilities.token_store {
         description.push_str(STORE_NOTE);
     }
-    Tool::new(NAME, description, input_schema(capabilities))
-        .with_title(TITLE)
-        .with_raw_output_schema(Arc::new(output_schema()))
-        .with_annotations(
-            ToolAnnotations::with_title(TITLE)
-                .read_only(false)
-                .destructive(true)
-                .idempotent(false)
-                .open_world(true),
-        )
+    define(
+        NAME,
+        TITLE,
+        description,
+        input_schema(capabilities),
+        output_schema(),
+        Behaviour {
+            read_only: false,
+            destructive: true,
+            idempotent: false,
+            open_world: true,
+        },
+    )
 }
 
 fn input_schema(capabilities: Capabilities) -> JsonObject {

@@ -1,15 +1,13 @@
 //! `get_token_info`: Procore's `GET /oauth/token/info` for an access token (given, or the
 //! stored one), answered verbatim. Read-only: it consumes and changes nothing.
 
-use std::sync::Arc;
-
-use rmcp::model::{CallToolResult, JsonObject, Tool, ToolAnnotations};
+use rmcp::model::{CallToolResult, JsonObject, Tool};
 use serde_json::json;
 
 use super::{
-    Capabilities, Refusal,
+    Behaviour, Capabilities, Refusal,
     arguments::{ArgumentError, Arguments},
-    json_object,
+    define, json_object,
     outcome::{self, Request},
     stored_access_token,
 };
@@ -73,16 +71,19 @@ pub fn definition(capabilities: Capabilities) -> Tool {
         "required": required,
         "additionalProperties": false
     }));
-    Tool::new(NAME, description, schema)
-        .with_title(TITLE)
-        .with_raw_output_schema(Arc::new(output_schema()))
-        .with_annotations(
-            ToolAnnotations::with_title(TITLE)
-                .read_only(true)
-                .destructive(false)
-                .idempotent(true)
-                .open_world(true),
-        )
+    define(
+        NAME,
+        TITLE,
+        description,
+        schema,
+        output_schema(),
+        Behaviour {
+            read_only: true,
+            destructive: false,
+            idempotent: true,
+            open_world: true,
+        },
+    )
 }
 
 fn output_schema() -> JsonObject {
