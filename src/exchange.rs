@@ -139,7 +139,7 @@ impl TokenExchange {
         });
         if matches {
             contents.remove(&host, client_id);
-            settings.store.write(&contents, &lock)?;
+            settings.store.write(&contents, &lock).await?;
         }
         Ok(matches)
     }
@@ -262,6 +262,7 @@ async fn fly(
     let store_error = settings
         .store
         .write(&contents, &lock)
+        .await
         .err()
         .map(|error| error.to_string());
     if let Some(error) = &store_error {

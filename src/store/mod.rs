@@ -206,7 +206,30 @@ impl TokenStore {
     }
 
     /// Replace the store with `contents`, durably and atomically. Call with the lock held.
-    pub fn write(&self, contents: &StoreContents, _lock: &StoreLock) -> Result<(), StoreError> {
+    ///
+    /// The file work (two fsyncs, a few milliseconds on most disks) runs on tokio's blocking
+    /// pool, so the server's one thread keeps serving other clients meanwhile. It runs to
+    /// the end even if the caller stops waiting.
+    pub async fn write(
+        &self,
+        contents: &StoreContents,
+        _lock: &StoreLock,
+    ) -> Result<(), StoreError> {
+        let bytes = self.encode(contents)?;
+        let path = self.path.clone();
+        tokio::task::spawn_blocking(move || file::write_atomically(&path, &bytes))
+            .await
+            .unwrap_or_else(|error| {
+                Err(StoreError::Io {
+                    path: self.path.clone(),
+                    what: "the write did not finish",
+                    source: std::io::Error::other(error.to_string()),
+                })
+            })
+    }
+
+    /// The file's bytes for `contents`; wiped from memory when dropped.
+    fn encode(&self, contents: &StoreContents) -> Result<zeroize::Zeroizing<Vec<u8>>, StoreError> {
         let on_disk = OnDisk {
             format: FORMAT,
             pairs: contents
@@ -222,14 +245,12 @@ impl TokenStore {
                 })
                 .collect(),
         };
-        let bytes =
-            zeroize::Zeroizing::new(serde_json::to_vec_pretty(&on_disk).map_err(|error| {
-                StoreError::Corrupt {
-                    path: self.path.clone(),
-                    detail: format!("cannot encode the store: {error}"),
-                }
-            })?);
-        file::write_atomically(&self.path, &bytes)
+        serde_json::to_vec_pretty(&on_disk)
+            .map(zeroize::Zeroizing::new)
+            .map_err(|error| StoreError::Corrupt {
+                path: self.path.clone(),
+                detail: format!("cannot encode the store: {error}"),
+            })
     }
 }
 
@@ -379,7 +400,7 @@ mod tests {
         contents.upsert(pair("a", r#"{"access_token":"x2","refresh_token":"y2"}"#));
         contents.upsert(pair("b", r#"{"access_token":"z"}"#));
         let lock = store.lock(Duration::from_secs(1)).await.unwrap();
-        store.write(&contents, &lock).unwrap();
+        store.write(&contents, &lock).await.unwrap();
         drop(lock);
 
         let mode = std::fs::metadata(&path).unwrap().permissions().mode();
