@@ -51,9 +51,9 @@ fn main() -> ExitCode {
     // The server runs on one thread, whatever the transport. A token call that hops between
     // worker threads (the HTTP connection, rmcp's session worker, the exchange task, the
     // upstream connection) pays a wake-up for each hand-off; on one thread there are none.
-    // Measured with the harness on two cores: about 0.02 ms less added latency on stdio,
-    // 0.04 ms less on streamable HTTP, the same throughput (over 20,000 calls/s), a lower
-    // p99 and less memory. Blocking file work (the token store's fsync) goes to tokio's
+    // Measured with the harness on two cores: less added latency on both transports, a
+    // lower p99 and less memory, for about 2 % of throughput (the figures: README,
+    // "Performance"). Blocking file work (the token store's fsync) goes to tokio's
     // blocking pool so it never stalls other clients. The emulator and the demo, which
     // stand in for a whole login service, keep the multi-threaded runtime.
     let mut builder = if matches!(job, Job::Serve(..)) {
