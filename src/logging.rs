@@ -1,9 +1,13 @@
 //! Logging: `tracing` to stderr, level from `RUST_LOG` (default `info`): a level
 //! (`debug`), or comma-separated `target=level` directives (`info,procore_token_mcp=trace`).
 //!
-//! rmcp prints whole JSON-RPC messages (tool arguments, token responses) in its debug and
-//! trace events, so its events above `info` are dropped whatever `RUST_LOG` says: no secret
-//! may reach a log line at any level.
+//! No log line may carry what a peer sent: rmcp prints whole JSON-RPC messages in its debug
+//! and trace events, and even at `info` and `warn` it echoes a received notification whole
+//! (a `tools/call` sent without an `id` is one, arguments and all), the free-text `reason`
+//! of a cancellation, the client's `initialize` parameters, and a peer's error responses.
+//! So an rmcp event is kept only when it is a warning or an error and every field it carries
+//! is one of a few that hold our own state (transport and I/O errors, counts), never a
+//! message's content, whatever `RUST_LOG` says.
 
 use std::io::IsTerminal;
 
@@ -15,8 +19,14 @@ use tracing_subscriber::{
     util::SubscriberInitExt,
 };
 
-/// Crates whose verbose events may quote message payloads.
+/// Crates whose events may quote message payloads.
 const PAYLOAD_LOGGING_TARGETS: [&str; 1] = ["rmcp"];
+
+/// The fields an event of those crates may carry and still be printed. Each is produced by
+/// the server itself (an I/O or transport error, a limit), never copied from a message.
+/// Everything else rmcp attaches (`notification`, `reason`, `peer_info`, `id` beside a
+/// peer's error text, …) may quote what a client sent.
+const PAYLOAD_FREE_FIELDS: [&str; 4] = ["message", "error", "e", "max_line_length"];
 
 /// Install the subscriber. Call once, first thing.
 pub fn init() {
@@ -44,12 +54,26 @@ fn directives(rust_log: Option<&str>) -> (Targets, bool) {
     }
 }
 
+/// Whether an event (or span) can be printed without quoting a peer's message. Decided
+/// from its static metadata alone, so the decision is made once per call site.
 fn payload_free(metadata: &Metadata<'_>) -> bool {
     let target = metadata.target();
-    let payload_crate = PAYLOAD_LOGGING_TARGETS
-        .iter()
-        .any(|name| target == *name || target.starts_with(&format!("{name}::")));
-    !payload_crate || *metadata.level() <= Level::INFO
+    let payload_crate = PAYLOAD_LOGGING_TARGETS.iter().any(|name| {
+        target
+            .strip_prefix(name)
+            .is_some_and(|rest| rest.is_empty() || rest.starts_with("::"))
+    });
+    if !payload_crate {
+        return true;
+    }
+    // Spans are never printed by this subscriber's format (no span fields in events), but
+    // they are refused too so a later format change cannot bring their fields back.
+    metadata.is_event()
+        && *metadata.level() <= Level::WARN
+        && metadata
+            .fields()
+            .iter()
+            .all(|field| PAYLOAD_FREE_FIELDS.contains(&field.name()))
 }
 
 #[cfg(test)]

@@ -547,3 +547,173 @@ async fn no_secret_escapes_over_stdio() {
     assert_logs_clean(&logs.text());
     assert_logs_clean(&raw_logs);
 }
+
+/// Every JSON-RPC shape a peer can send, each carrying secrets where its content goes: a
+/// `tools/call` without an `id` (a notification, arguments and all), a cancellation whose
+/// free-text `reason` is a secret, batches, responses and error responses the server never
+/// asked for, an `initialize` whose client info is a secret, unknown methods and
+/// notifications with secret params. rmcp echoes several of these whole at `info`, the
+/// default level.
+fn peer_message_shapes() -> Vec<String> {
+    let arguments = json!({"grant_type": "refresh_token", "client_id": "shape-id",
+                           "client_secret": CLIENT_SECRET, "refresh_token": REFRESH_IN,
+                           "code": CODE});
+    let call_without_id = json!({"jsonrpc": "2.0", "method": "tools/call",
+                                 "params": {"name": TOOL, "arguments": arguments}});
+    vec![
+        call_without_id.to_string(),
+        json!({"jsonrpc": "2.0", "method": "notifications/cancelled",
+               "params": {"requestId": 999, "reason": CLIENT_SECRET}})
+        .to_string(),
+        json!({"jsonrpc": "2.0", "method": "notifications/cancelled",
+               "params": {"requestId": REFRESH_IN, "reason": CODE}})
+        .to_string(),
+        json!({"jsonrpc": "2.0", "method": "notifications/progress",
+               "params": {"progressToken": REFRESH_IN, "progress": 1, "message": CODE}})
+        .to_string(),
+        json!({"jsonrpc": "2.0", "method": "notifications/roots/list_changed",
+               "params": {"secret": CLIENT_SECRET}})
+        .to_string(),
+        json!({"jsonrpc": "2.0", "method": "notifications/made-up", "params": {"code": CODE}})
+            .to_string(),
+        json!([call_without_id, {"jsonrpc": "2.0", "id": 40, "method": "tools/call",
+                                 "params": {"name": TOOL, "arguments": arguments}}])
+        .to_string(),
+        json!({"jsonrpc": "2.0", "id": 41, "result": {"token": REFRESH_IN}}).to_string(),
+        json!({"jsonrpc": "2.0", "id": 42,
+               "error": {"code": -32000, "message": CLIENT_SECRET, "data": CODE}})
+        .to_string(),
+        json!({"jsonrpc": "2.0", "id": 43, "method": "made/up", "params": {"code": CODE}})
+            .to_string(),
+        json!({"jsonrpc": "2.0", "id": 44, "method": "tools/call",
+               "params": {"name": TOOL, "arguments": REFRESH_IN}})
+        .to_string(),
+        json!({"jsonrpc": "2.0", "id": 45, "method": "tools/call",
+               "params": {"name": CODE, "arguments": {}}})
+        .to_string(),
+        // A call that reaches the upstream (so the verbose crates log too).
+        json!({"jsonrpc": "2.0", "id": 47, "method": "tools/call",
+               "params": {"name": TOOL, "arguments": {"grant_type": "client_credentials"}}})
+        .to_string(),
+        json!({"jsonrpc": "2.0", "id": 46, "method": "initialize",
+               "params": {"protocolVersion": "2025-06-18", "capabilities": {"x": CODE},
+                          "clientInfo": {"name": CLIENT_SECRET, "version": REFRESH_IN}}})
+        .to_string(),
+    ]
+}
+
+fn assert_no_input_canary(what: &str, logs: &str) {
+    for canary in INPUT_CANARIES {
+        assert!(
+            !logs.contains(canary),
+            "{what}: secret {canary} in the logs:\n{logs}"
+        );
+    }
+}
+
+/// The initialize every shape test starts with, its client info a secret.
+fn secret_initialize() -> String {
+    json!({"jsonrpc": "2.0", "id": 0, "method": "initialize",
+           "params": {"protocolVersion": "2025-06-18", "capabilities": {},
+                      "clientInfo": {"name": CODE, "version": CLIENT_SECRET}}})
+    .to_string()
+}
+
+#[tokio::test]
+async fn no_peer_message_reaches_the_log_over_stdio_at_any_level() {
+    init();
+    let upstream = Upstream::start().await;
+    upstream.always(Reply::new(400, r#"{"error":"invalid_grant"}"#));
+    for level in [None, Some("trace")] {
+        let mut launch = Launch::against(&upstream.url)
+            .env("PROCORE_CLIENT_ID", "held-id")
+            .env("PROCORE_CLIENT_SECRET", HELD_SECRET);
+        if let Some(level) = level {
+            launch = launch.env("RUST_LOG", level);
+        }
+        let mut stdio = RawStdio::spawn(&launch);
+        stdio.send(&secret_initialize()).await;
+        let reply = stdio.next_reply().await;
+        assert_eq!(reply["id"], 0, "initialized: {reply}");
+        stdio.send(raw_mcp::INITIALIZED).await;
+        for shape in peer_message_shapes() {
+            stdio.send(&shape).await;
+        }
+        // A request after them all: its answer means every line before it was read.
+        stdio
+            .send(r#"{"jsonrpc":"2.0","id":"last","method":"ping"}"#)
+            .await;
+        loop {
+            let line = stdio.next_line().await;
+            if line.contains(r#""id":"last""#) {
+                break;
+            }
+        }
+        let (_, logs) = stdio.finish().await;
+        let what = format!("stdio, RUST_LOG={level:?}");
+        if level.is_some() {
+            assert!(
+                logs.contains("TRACE"),
+                "{what}: trace level was on:\n{logs}"
+            );
+        }
+        assert_no_input_canary(&what, &logs);
+    }
+}
+
+#[tokio::test]
+async fn no_peer_message_reaches_the_log_over_http_at_any_level() {
+    init();
+    let upstream = Upstream::start().await;
+    upstream.always(Reply::new(400, r#"{"error":"invalid_grant"}"#));
+    for level in [None, Some("trace")] {
+        let mut launch = Launch::against(&upstream.url)
+            .env("PROCORE_CLIENT_ID", "held-id")
+            .env("PROCORE_CLIENT_SECRET", HELD_SECRET);
+        if let Some(level) = level {
+            launch = launch.env("RUST_LOG", level);
+        }
+        let server = HttpServer::start(&launch).await;
+        let http = reqwest::Client::new();
+        let answer =
+            raw_mcp::post_mcp(&http, &server.mcp_url(), None, None, secret_initialize()).await;
+        assert_eq!(answer.status, StatusCode::OK, "initialize: {answer:?}");
+        let session = answer.headers["mcp-session-id"]
+            .to_str()
+            .unwrap()
+            .to_owned();
+        let post = |body: String| {
+            let http = http.clone();
+            let url = server.mcp_url();
+            let session = session.clone();
+            async move { raw_mcp::post_mcp(&http, &url, Some(&session), None, body).await }
+        };
+        assert_eq!(
+            post(raw_mcp::INITIALIZED.to_owned()).await.status,
+            StatusCode::ACCEPTED
+        );
+        for shape in peer_message_shapes() {
+            let answer = post(shape.clone()).await;
+            assert!(
+                answer.status.is_success() || answer.status.is_client_error(),
+                "{shape}: {answer:?}"
+            );
+        }
+        // The stateless protocol's door too: a notification with no session.
+        let bare_call = peer_message_shapes().remove(0);
+        let _ = raw_mcp::post_mcp(&http, &server.mcp_url(), None, None, bare_call).await;
+        // A request after them all: once answered, the notifications before it were handled.
+        let answer = post(r#"{"jsonrpc":"2.0","id":"last","method":"ping"}"#.to_owned()).await;
+        assert_eq!(answer.status, StatusCode::OK, "{answer:?}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let what = format!("streamable HTTP, RUST_LOG={level:?}");
+        let logs = server.logs.text();
+        if level.is_some() {
+            assert!(
+                logs.contains("TRACE"),
+                "{what}: trace level was on:\n{logs}"
+            );
+        }
+        assert_no_input_canary(&what, &logs);
+    }
+}

@@ -128,7 +128,12 @@ impl ProcoreTokenServer {
             },
             _ => {
                 let shown: String = tool.chars().take(64).collect();
-                tracing::info!(tool = %shown, "tool call refused: unknown tool");
+                // The name is the caller's text, which may be anything (a secret pasted in
+                // the wrong field): the log says how long it was, never what it said.
+                tracing::info!(
+                    name_chars = tool.chars().count(),
+                    "tool call refused: unknown tool"
+                );
                 let names: Vec<&str> = state.tools.iter().map(|t| t.name.as_ref()).collect();
                 return Err(ErrorData::invalid_params(
                     format!(
