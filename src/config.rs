@@ -198,6 +198,12 @@ pub struct ServeArgs {
           value_parser = clap::value_parser!(u64).range(1..=100_000))]
     pub max_sessions: u64,
 
+    /// Most HTTP connections open at once; a connection beyond them gets 503 and is closed,
+    /// while those already open are served as usual.
+    #[arg(long, env = "MCP_MAX_CONNECTIONS", default_value_t = DEFAULT_MAX_CONNECTIONS,
+          value_parser = clap::value_parser!(u64).range(1..=100_000))]
+    pub max_connections: u64,
+
     /// Seconds a session may pass without a message in either direction before it is
     /// closed; its id then gets 404.
     #[arg(long, env = "MCP_SESSION_IDLE_SECS", default_value_t = DEFAULT_SESSION_IDLE_SECS,
@@ -213,6 +219,10 @@ pub const DEFAULT_MAX_REQUEST_BYTES: u64 = 1024 * 1024;
 pub const DEFAULT_READ_TIMEOUT_SECS: u64 = 30;
 /// Live sessions of each HTTP transport unless told otherwise.
 pub const DEFAULT_MAX_SESSIONS: u64 = 256;
+/// Open HTTP connections unless told otherwise: room for a full set of sessions of both
+/// transports (each old-SSE session and each streamable HTTP GET stream holds one) and
+/// their POSTs, yet a bound on what a connection flood can make the server hold.
+pub const DEFAULT_MAX_CONNECTIONS: u64 = 1024;
 /// Idle seconds before a session closes: rmcp's own session keep-alive default.
 pub const DEFAULT_SESSION_IDLE_SECS: u64 = 300;
 
@@ -254,6 +264,8 @@ pub struct HttpConfig {
     pub read_timeout: Duration,
     /// Most live sessions of each HTTP transport.
     pub max_sessions: usize,
+    /// Most HTTP connections open at once.
+    pub max_connections: usize,
     /// A session without traffic for this long is closed.
     pub session_idle: Duration,
 }
@@ -269,6 +281,7 @@ impl HttpConfig {
             max_request_bytes: saturating_usize(DEFAULT_MAX_REQUEST_BYTES),
             read_timeout: Duration::from_secs(DEFAULT_READ_TIMEOUT_SECS),
             max_sessions: saturating_usize(DEFAULT_MAX_SESSIONS),
+            max_connections: saturating_usize(DEFAULT_MAX_CONNECTIONS),
             session_idle: Duration::from_secs(DEFAULT_SESSION_IDLE_SECS),
         }
     }
@@ -392,6 +405,7 @@ fn http_config(args: &ServeArgs) -> Result<HttpConfig, ConfigError> {
         max_request_bytes: saturating_usize(args.max_request_bytes),
         read_timeout: Duration::from_secs(args.read_timeout_secs),
         max_sessions: saturating_usize(args.max_sessions),
+        max_connections: saturating_usize(args.max_connections),
         session_idle: Duration::from_secs(args.session_idle_secs),
     })
 }
@@ -572,6 +586,8 @@ mod tests {
                 "2",
                 "--max-sessions",
                 "3",
+                "--max-connections",
+                "5",
                 "--session-idle-secs",
                 "4",
             ]),
@@ -584,6 +600,7 @@ mod tests {
         assert_eq!(http.max_request_bytes, 2048);
         assert_eq!(http.read_timeout, Duration::from_secs(2));
         assert_eq!(http.max_sessions, 3);
+        assert_eq!(http.max_connections, 5);
         assert_eq!(http.session_idle, Duration::from_secs(4));
         assert_eq!(config.max_response_bytes, 1024 * 1024, "the default");
         let small = Config::resolve(&args(&["--max-response-bytes", "4096"]), env(&[])).unwrap();
@@ -597,6 +614,7 @@ mod tests {
         assert_eq!(http.max_request_bytes, loopback.max_request_bytes);
         assert_eq!(http.read_timeout, loopback.read_timeout);
         assert_eq!(http.max_sessions, loopback.max_sessions);
+        assert_eq!(http.max_connections, loopback.max_connections);
         assert_eq!(http.session_idle, loopback.session_idle);
         assert!(http.auth_token.is_none());
     }

@@ -234,20 +234,18 @@ async fn stdio_survives_broken_lines_and_answers_wrong_requests() {
     stdio.send(raw_mcp::INITIALIZE).await;
     assert!(stdio.next_reply().await["result"]["serverInfo"].is_object());
     stdio.send(raw_mcp::INITIALIZED).await;
-    // Unparsable lines are dropped without an answer (rmcp's rule, shared by the other SDKs,
-    // against error storms); well-formed JSON gets the same error as over HTTP, with its id.
+    // Every broken line gets the same error as over HTTP: with its id when the line is JSON
+    // that names one, else (a line that is not JSON) -32700 with a null id.
     for (body, code) in broken_bodies() {
         stdio.send(&body).await;
-        if code != PARSE_ERROR {
-            let reply = stdio.next_reply().await;
-            assert_eq!(reply["error"]["code"], code, "{body}: {reply}");
-            let sent_id = serde_json::from_str::<Value>(&body)
-                .ok()
-                .and_then(|value| value.get("id").cloned())
-                .filter(|id| id.is_number() || id.is_string())
-                .unwrap_or(Value::Null);
-            assert_eq!(reply["id"], sent_id, "{body}: {reply}");
-        }
+        let reply = stdio.next_reply().await;
+        assert_eq!(reply["error"]["code"], code, "{body}: {reply}");
+        let sent_id = serde_json::from_str::<Value>(&body)
+            .ok()
+            .and_then(|value| value.get("id").cloned())
+            .filter(|id| id.is_number() || id.is_string())
+            .unwrap_or(Value::Null);
+        assert_eq!(reply["id"], sent_id, "{body}: {reply}");
     }
     for (body, id, expect) in wrong_requests() {
         stdio.send(&body).await;

@@ -328,3 +328,151 @@ async fn idle_old_sse_sessions_expire_and_their_ids_get_404() {
     assert_eq!(unknown.status, StatusCode::NOT_FOUND);
     assert_still_serving(&server).await;
 }
+
+/// A POST of `initialize` to `/mcp` whose head carries one header of `pad` bytes.
+fn initialize_with_header(pad: usize) -> Vec<u8> {
+    format!(
+        "POST /mcp HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n\
+         Accept: application/json, text/event-stream\r\nX-Pad: {}\r\n\
+         Content-Length: {}\r\n\r\n{}",
+        "a".repeat(pad),
+        raw_mcp::INITIALIZE.len(),
+        raw_mcp::INITIALIZE
+    )
+    .into_bytes()
+}
+
+#[tokio::test]
+async fn a_200_kb_header_is_refused_and_a_small_one_served() {
+    let (_upstream, server) = limited_server(&[]).await;
+    // An ordinary head, through the same raw client: served.
+    let mut small = TcpStream::connect(address(&server)).await.unwrap();
+    small.write_all(&initialize_with_header(100)).await.unwrap();
+    let mut head = [0u8; 12];
+    small.read_exact(&mut head).await.unwrap();
+    assert_eq!(&head, b"HTTP/1.1 200");
+    // A 200 KB header: 431, or the connection is closed; never served.
+    let mut large = TcpStream::connect(address(&server)).await.unwrap();
+    // The server may stop reading (and reset) before all of it is written.
+    let _ = large.write_all(&initialize_with_header(200 * 1024)).await;
+    let answer = read_until_closed(&mut large).await;
+    assert!(
+        answer.is_empty() || answer.starts_with("HTTP/1.1 431"),
+        "{}",
+        answer.chars().take(200).collect::<String>()
+    );
+    assert_still_serving(&server).await;
+}
+
+/// Resident memory of process `pid`, in KiB.
+fn resident_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let line = status
+        .lines()
+        .find(|line| line.starts_with("VmRSS:"))
+        .expect("VmRSS in /proc/PID/status");
+    line.split_whitespace().nth(1).unwrap().parse().unwrap()
+}
+
+#[tokio::test]
+async fn unfinished_large_heads_do_not_grow_the_server() {
+    const CONNECTIONS: usize = 300;
+    const HEAD: usize = 380 * 1024;
+    const BOUND_KIB: u64 = 64 * 1024;
+    // Long timeouts, so unfinished heads are held for the whole test unless refused.
+    let (_upstream, server) = limited_server(&["--read-timeout-secs", "120"]).await;
+    let pid = server.child.id().unwrap();
+    let before = resident_kib(pid);
+    let mut unfinished = b"POST /mcp HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Pad: ".to_vec();
+    unfinished.resize(HEAD, b'a');
+    let unfinished = std::sync::Arc::new(unfinished);
+    let streams = futures::future::join_all((0..CONNECTIONS).map(|_| {
+        let unfinished = unfinished.clone();
+        let address = address(&server);
+        async move {
+            let mut stream = TcpStream::connect(address).await.unwrap();
+            // Refused heads end in a reset: the writes may fail, and that is the point.
+            let _ = stream.write_all(&unfinished).await;
+            stream
+        }
+    }))
+    .await;
+    // Sample for a while with every connection still open on this side.
+    let mut peak = 0;
+    let sampling = Instant::now();
+    while sampling.elapsed() < Duration::from_secs(3) {
+        peak = peak.max(resident_kib(pid));
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(
+        peak < BOUND_KIB,
+        "the server grew from {before} KiB to {peak} KiB with {CONNECTIONS} unfinished \
+         {HEAD}-byte heads"
+    );
+    drop(streams);
+    assert_still_serving(&server).await;
+}
+
+#[tokio::test]
+async fn connections_beyond_the_cap_are_refused_and_open_ones_served() {
+    let (_upstream, server) =
+        limited_server(&["--max-connections", "3", "--read-timeout-secs", "120"]).await;
+    // A client already connected: its pooled connection is one of the three.
+    let session = RawSession::open(&server, None).await;
+    let ping = r#"{"jsonrpc":"2.0","id":7,"method":"ping"}"#;
+    assert_eq!(session.post(ping).await.message()["id"], 7);
+    // Six idle connections: at most two find a place, the others get 503 and are closed.
+    const IDLE: usize = 6;
+    let mut idle = Vec::new();
+    for _ in 0..IDLE {
+        idle.push(TcpStream::connect(address(&server)).await.unwrap());
+    }
+    let (done, mut refusals) = tokio::sync::mpsc::unbounded_channel();
+    let mut readers = Vec::new();
+    for mut stream in idle {
+        let done = done.clone();
+        readers.push(tokio::spawn(async move {
+            let mut received = Vec::new();
+            let mut buffer = [0u8; 1024];
+            while let Ok(read @ 1..) = stream.read(&mut buffer).await {
+                received.extend_from_slice(&buffer[..read]);
+            }
+            let _ = done.send(String::from_utf8_lossy(&received).into_owned());
+        }));
+    }
+    for _ in 0..IDLE - 2 {
+        let refusal = tokio::time::timeout(Duration::from_secs(10), refusals.recv())
+            .await
+            .expect("connections beyond the cap are closed")
+            .unwrap();
+        assert!(refusal.starts_with("HTTP/1.1 503"), "{refusal}");
+        assert!(refusal.contains("retry-after"), "{refusal}");
+    }
+    // The connected client is still answered, with the server full.
+    let ping = r#"{"jsonrpc":"2.0","id":8,"method":"ping"}"#;
+    assert_eq!(session.post(ping).await.message()["id"], 8);
+    assert!(server.logs.text().contains("--max-connections"));
+    // Once the idle ones go, places come back.
+    for reader in readers {
+        reader.abort();
+    }
+    drop(session);
+    let http = reqwest::Client::new();
+    let mut reopened = false;
+    for _ in 0..100 {
+        // A connection refused before its request was read fails to send: retry.
+        let sent = http
+            .post(server.mcp_url())
+            .header("accept", "application/json, text/event-stream")
+            .header("content-type", "application/json")
+            .body(raw_mcp::INITIALIZE)
+            .send()
+            .await;
+        if sent.is_ok_and(|response| response.status() == StatusCode::OK) {
+            reopened = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(reopened, "a new connection after the others closed");
+}

@@ -117,6 +117,34 @@ async fn stdio_stdout_carries_only_json_rpc_and_exits_0_when_stdin_closes() {
     assert!(stderr.contains("tool call"), "logs go to stderr: {stderr}");
 }
 
+/// A truncated request over stdio gets -32700 with a null id (so its sender is not left
+/// waiting for ever), and the next line is served as usual.
+#[tokio::test]
+async fn stdio_answers_a_line_that_is_not_json_with_a_parse_error_and_goes_on() {
+    init();
+    let upstream = Upstream::start().await;
+    let mut stdio = common::raw_mcp::RawStdio::spawn(&Launch::against(&upstream.url));
+    stdio.send(common::raw_mcp::INITIALIZE).await;
+    assert!(stdio.next_reply().await["result"]["serverInfo"].is_object());
+    stdio.send(common::raw_mcp::INITIALIZED).await;
+    stdio
+        .send(r#"{"jsonrpc":"2.0","id":5,"method":"tools/call","params":{"name":"get_or_"#)
+        .await;
+    let reply = stdio.next_reply().await;
+    assert_eq!(reply["jsonrpc"], "2.0", "{reply}");
+    assert_eq!(reply["error"]["code"], -32700, "{reply}");
+    assert!(reply["id"].is_null(), "{reply}");
+    assert!(reply.get("result").is_none(), "{reply}");
+    stdio
+        .send(r#"{"jsonrpc":"2.0","id":6,"method":"ping"}"#)
+        .await;
+    let reply = stdio.next_reply().await;
+    assert_eq!(reply["id"], 6, "{reply}");
+    assert!(reply["result"].is_object(), "{reply}");
+    let (code, _) = stdio.finish().await;
+    assert_eq!(code, Some(0));
+}
+
 #[tokio::test]
 async fn streamable_http_serves_legacy_sessions() {
     init();

@@ -2,7 +2,9 @@
 //! 2026-07-28 stateless requests) and the old HTTP+SSE pair at `/sse` + `/message`, all
 //! behind the same layers: Host/Origin guard, bearer token, body limits, header timeout.
 //!
-//! Never serves a request that skipped a layer, and never waits on a slow client forever.
+//! Never serves a request that skipped a layer, never waits on a slow client forever, never
+//! holds more than [`MAX_HEAD_BYTES`] of one request's head (431 beyond), and never holds
+//! more than `--max-connections` connections (a further one gets 503 and is closed).
 
 use std::{net::SocketAddr, sync::Arc, time::Duration};
 
@@ -18,7 +20,11 @@ use hyper_util::{
     service::TowerToHyperService,
 };
 use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
-use tokio::net::TcpListener;
+use tokio::{
+    io::AsyncWriteExt,
+    net::{TcpListener, TcpStream},
+    sync::Semaphore,
+};
 use tokio_util::sync::CancellationToken;
 use tower::ServiceBuilder;
 
@@ -37,6 +43,17 @@ pub const MCP_PATH: &str = "/mcp";
 
 /// How long in-flight requests get to finish after a shutdown signal.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(3);
+
+/// The most of a request's head (request line and headers) held while it is read; a longer
+/// head gets 431 and the connection is closed. hyper's own default is about 400 KiB, which
+/// a flood of unfinished heads turns into hundreds of megabytes.
+pub const MAX_HEAD_BYTES: usize = 16 * 1024;
+
+/// What a connection beyond `--max-connections` reads before it is closed.
+const TOO_MANY_CONNECTIONS: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\n\
+content-type: text/plain; charset=utf-8\r\nretry-after: 1\r\nconnection: close\r\n\
+content-length: 80\r\n\r\n\
+Service Unavailable: the server holds its maximum of connections; retry shortly\n";
 
 /// Pause after a failed `accept` (out of file descriptors, say) before the next one.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
@@ -133,8 +150,11 @@ pub async fn serve_on(
     let mut http1 = hyper::server::conn::http1::Builder::new();
     http1
         .timer(TokioTimer::new())
-        .header_read_timeout(config.read_timeout);
+        .header_read_timeout(config.read_timeout)
+        .max_buf_size(MAX_HEAD_BYTES);
     let connections = GracefulShutdown::new();
+    let open = Arc::new(Semaphore::new(config.max_connections));
+    let mut refusing = false;
     loop {
         let (stream, _peer) = tokio::select! {
             () = shutdown.cancelled() => break,
@@ -147,10 +167,27 @@ pub async fn serve_on(
                 }
             },
         };
+        // Accepted and refused at once (rather than left in the backlog) so a flood costs
+        // one small write per connection, and its clients learn why.
+        let Ok(permit) = open.clone().try_acquire_owned() else {
+            if !refusing {
+                tracing::warn!(
+                    max = config.max_connections,
+                    "refusing new HTTP connections: the server holds its maximum \
+                     (--max-connections); open ones are still served"
+                );
+                refusing = true;
+            }
+            refuse(stream).await;
+            continue;
+        };
+        refusing = false;
         let _ = stream.set_nodelay(true);
         let service = TowerToHyperService::new(app.clone());
         let connection = connections.watch(http1.serve_connection(TokioIo::new(stream), service));
         tokio::spawn(async move {
+            // The place is given back when the connection ends, however it ends.
+            let _permit = permit;
             if let Err(error) = connection.await {
                 tracing::debug!("connection ended: {error}");
             }
@@ -164,6 +201,13 @@ pub async fn serve_on(
         }
     }
     Ok(())
+}
+
+/// Tell a connection beyond the cap why it is closed, without ever waiting on it: what the
+/// socket buffer does not take at once is not sent.
+async fn refuse(mut stream: TcpStream) {
+    let _ = stream.try_write(TOO_MANY_CONNECTIONS);
+    let _ = stream.shutdown().await;
 }
 
 fn warn_if_unauthenticated(config: &HttpConfig) {

@@ -3,8 +3,10 @@
 //!
 //! Lines are read here rather than by rmcp so that a request the server cannot read gets
 //! the same JSON-RPC error, with its id, as over HTTP (`jsonrpc_gate`); rmcp's own reader
-//! answers such requests with a null id or not at all. A line that is not JSON at all is
-//! dropped (as rmcp and the other SDKs do, so two peers cannot trade error replies forever).
+//! answers such requests with a null id or not at all. A line that is not JSON at all (a
+//! truncated request, say) gets -32700 with `id: null`, as over HTTP, so the client is not
+//! left waiting for ever; the next line is served as usual. No reply is ever sent to a
+//! well-formed response or notification, so two peers cannot trade error replies forever.
 //! No line is longer than [`MAX_LINE_BYTES`] in memory.
 
 use futures::{SinkExt, StreamExt, channel::mpsc};
@@ -111,14 +113,13 @@ async fn read_lines(
     }
 }
 
-/// The error reply for a refused line, if one is due: none for a line that is not JSON,
-/// nor for what was meant as a notification or a response (JSON-RPC answers neither).
+/// The error reply for a refused line, if one is due: none for what was meant as a
+/// notification or a response (JSON-RPC answers neither). A line that is not JSON cannot
+/// say what it meant, so it gets the parse error with a null id (JSON-RPC 2.0, section 5).
 fn reply_to(text: &[u8], rejection: Rejection) -> Option<ServerJsonRpcMessage> {
     if rejection.code == PARSE_ERROR {
-        tracing::debug!("dropped an incoming line that is not JSON");
-        return None;
-    }
-    if let Ok(Value::Object(object)) = serde_json::from_slice::<Value>(text) {
+        tracing::debug!("answered an incoming line that is not JSON with a parse error");
+    } else if let Ok(Value::Object(object)) = serde_json::from_slice::<Value>(text) {
         let has_id = object.get("id").is_some_and(|id| !id.is_null());
         let notification = object.contains_key("method") && !has_id;
         let response = !object.contains_key("method")
@@ -242,7 +243,9 @@ mod tests {
         assert_eq!(answer["error"]["code"], jsonrpc_gate::INVALID_PARAMS);
         let answer = reply("[1,2]").unwrap();
         assert!(answer["id"].is_null());
-        assert_eq!(reply("{not json"), None);
+        let answer = reply("{not json").unwrap();
+        assert!(answer["id"].is_null(), "{answer}");
+        assert_eq!(answer["error"]["code"], PARSE_ERROR);
         assert_eq!(
             reply(r#"{"jsonrpc":"2.0","method":"notifications/cancelled","params":7}"#),
             None
