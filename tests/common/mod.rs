@@ -261,6 +261,7 @@ impl Launch {
             "MCP_MAX_REQUEST_BYTES",
             "MCP_READ_TIMEOUT_SECS",
             "MCP_MAX_SESSIONS",
+            "MCP_MAX_CONNECTIONS",
             "MCP_SESSION_IDLE_SECS",
             "RUST_LOG",
             "HTTP_PROXY",
