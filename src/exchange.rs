@@ -131,7 +131,7 @@ impl TokenExchange {
             return Ok(false);
         };
         let lock = settings.store.lock(self.lock_patience()).await?;
-        let mut contents = settings.store.read()?;
+        let mut contents = settings.store.read_locked(&lock).await?;
         let host = self.login_host();
         let matches = contents.find(&host, client_id).is_some_and(|pair| {
             pair.token("access_token").as_ref() == Some(token)
@@ -151,7 +151,26 @@ impl TokenExchange {
 
     /// Exchange `request` for tokens: join an identical flight in progress, or start one.
     pub async fn exchange(&self, request: TokenRequest) -> Arc<Outcome> {
-        let key = sha256_hex(&String::from_utf8_lossy(&request.to_json()));
+        self.exchange_as(request, Grant::AsGiven).await
+    }
+
+    /// Refresh "the stored pair", for a caller that omitted `refresh_token`: `request`
+    /// carries the refresh token the store held when the call arrived. Under the lock, if
+    /// the stored pair is no longer the one that token belongs to (another caller, maybe in
+    /// another process, refreshed it while this one waited), that new pair is the answer and
+    /// nothing is sent: one logical refresh, one rotation. Otherwise the refresh token read
+    /// under the lock is the one sent.
+    pub async fn refresh_stored(&self, request: TokenRequest) -> Arc<Outcome> {
+        self.exchange_as(request, Grant::StoredPair).await
+    }
+
+    async fn exchange_as(&self, request: TokenRequest, grant: Grant) -> Arc<Outcome> {
+        let mut key = match grant {
+            Grant::AsGiven => String::new(),
+            Grant::StoredPair => "stored pair\n".to_owned(),
+        };
+        key.push_str(&String::from_utf8_lossy(&request.to_json()));
+        let key = sha256_hex(&key);
         let flight = {
             let Ok(mut flights) = self.flights.lock() else {
                 return Arc::new(Outcome::StoreUnavailable(
@@ -164,7 +183,7 @@ impl TokenExchange {
                     let id = self
                         .next_flight
                         .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                    let flight = self.launch(key.clone(), id, request);
+                    let flight = self.launch(key.clone(), id, request, grant);
                     flights.insert(key, (id, flight.clone()));
                     flight
                 }
@@ -174,12 +193,12 @@ impl TokenExchange {
     }
 
     /// Spawn the flight's task; it removes itself from the table when it lands.
-    fn launch(&self, key: String, id: u64, request: TokenRequest) -> Flight {
+    fn launch(&self, key: String, id: u64, request: TokenRequest, grant: Grant) -> Flight {
         let procore = self.procore.clone();
         let store = self.store.clone();
         let flights = self.flights.clone();
         let task = self.tasks.spawn(async move {
-            let outcome = Arc::new(fly(&procore, store.as_ref(), &request).await);
+            let outcome = Arc::new(fly(&procore, store.as_ref(), request, grant).await);
             if let Ok(mut flights) = flights.lock()
                 && flights.get(&key).is_some_and(|(current, _)| *current == id)
             {
@@ -199,6 +218,15 @@ impl TokenExchange {
     }
 }
 
+/// What the caller asked for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Grant {
+    /// Exactly the request given.
+    AsGiven,
+    /// A refresh of whatever pair the store holds (the caller omitted `refresh_token`).
+    StoredPair,
+}
+
 fn lock_patience(procore: &ProcoreClient) -> Duration {
     procore.timeout() * 2 + Duration::from_secs(5)
 }
@@ -207,10 +235,11 @@ fn lock_patience(procore: &ProcoreClient) -> Duration {
 async fn fly(
     procore: &ProcoreClient,
     settings: Option<&StoreSettings>,
-    request: &TokenRequest,
+    mut request: TokenRequest,
+    grant: Grant,
 ) -> Outcome {
     let Some(settings) = settings else {
-        return match procore.request_token(request).await {
+        return match procore.request_token(&request).await {
             Ok(response) => Outcome::Answered {
                 response,
                 store_error: None,
@@ -222,12 +251,46 @@ async fn fly(
         Ok(lock) => lock,
         Err(error) => return Outcome::StoreUnavailable(error.to_string()),
     };
-    let mut contents = match settings.store.read() {
+    let mut contents = match settings.store.read_locked(&lock).await {
         Ok(contents) => contents,
         Err(error) => return Outcome::StoreUnavailable(error.to_string()),
     };
     let host = procore.base().origin();
     let credentials = credentials_sha256(&request.client_id, &request.client_secret);
+    if grant == Grant::StoredPair {
+        let Some(pair) = contents.find(&host, &request.client_id) else {
+            return Outcome::StoreUnavailable(format!(
+                "the pair stored for client {} was removed while this call waited for the \
+                 store's lock",
+                request.client_id
+            ));
+        };
+        let current = pair.token("refresh_token");
+        if current != request.refresh_token && pair.credentials_sha256 == credentials {
+            let now_ms = unix_now_ms();
+            let stored_ms = pair
+                .rotated_from
+                .first()
+                .map_or(pair.stored_at.saturating_mul(1000), |rotation| {
+                    rotation.at_ms
+                });
+            return Outcome::Replayed {
+                body: pair.response.clone(),
+                rotated_secs_ago: now_ms.saturating_sub(stored_ms) / 1000,
+            };
+        }
+        // The stored token, as read under the lock, is the one to send.
+        match current {
+            Some(current) => request.refresh_token = Some(current),
+            None => {
+                return Outcome::StoreUnavailable(format!(
+                    "the pair stored for client {} holds no refresh token",
+                    request.client_id
+                ));
+            }
+        }
+    }
+    let request = &request;
     if let Some(replayed) = replay(
         &contents,
         &host,

@@ -68,6 +68,27 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    // Before the token store is touched (start-up may already write it): a file-size limit
+    // below the store's size must make the write fail with EFBIG, reported like a full
+    // disk, not kill the process with SIGXFSZ after Procore rotated the pair.
+    let file_size_signal = if matches!(job, Job::Serve(..)) {
+        runtime.block_on(async { ignore_file_size_signal() })
+    } else {
+        None
+    };
+    let job = match job {
+        Job::Serve(config, _) => match open_store(&config) {
+            Ok(store) => Job::Serve(config, store),
+            Err(error) => {
+                eprintln!("procore-token-mcp: {error}");
+                return ExitCode::from(2);
+            }
+        },
+        other => other,
+    };
+    if let Some(signal) = file_size_signal {
+        runtime.spawn(report_file_size_signals(signal));
+    }
     let outcome = runtime.block_on(async {
         match job {
             Job::Serve(config, store) => run(*config, store).await,
@@ -87,18 +108,58 @@ fn main() -> ExitCode {
     }
 }
 
-/// The server's configuration and its token store, checked before anything starts.
+/// The server's configuration, checked before anything starts (the store is opened once
+/// the runtime is up: see [`open_store`]).
 fn serve_job(args: &procore_token_mcp::config::ServeArgs) -> anyhow::Result<Job> {
     let config = Config::resolve(args, |name| std::env::var(name).ok())?;
-    let store = match &config.token_store {
+    Ok(Job::Serve(Box::new(config), None))
+}
+
+/// The token store of `config`, checked (and recovered) before anything is served.
+fn open_store(config: &Config) -> anyhow::Result<Option<StoreSettings>> {
+    Ok(match &config.token_store {
         Some(path) => Some(StoreSettings {
             store: TokenStore::open(path)?,
             reuse_window: config.reuse_window,
         }),
         None => None,
-    };
-    Ok(Job::Serve(Box::new(config), store))
+    })
 }
+
+/// SIGXFSZ, sent when a write would exceed `RLIMIT_FSIZE`.
+#[cfg(target_os = "linux")]
+const SIGXFSZ: i32 = 25;
+
+/// Replace SIGXFSZ's default action (kill the process) with a handler, so an over-limit
+/// write fails with EFBIG instead. Registering through tokio keeps `unsafe` out of this
+/// crate; the handler stays installed for the life of the process.
+#[cfg(target_os = "linux")]
+fn ignore_file_size_signal() -> Option<tokio::signal::unix::Signal> {
+    use tokio::signal::unix::{SignalKind, signal};
+    match signal(SignalKind::from_raw(SIGXFSZ)) {
+        Ok(signal) => Some(signal),
+        Err(error) => {
+            tracing::warn!(%error, "cannot catch SIGXFSZ; a file-size limit may stop the server");
+            None
+        }
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn ignore_file_size_signal() -> Option<()> {
+    None
+}
+
+/// Log each SIGXFSZ: the write that raised it fails and says why.
+#[cfg(target_os = "linux")]
+async fn report_file_size_signals(mut signal: tokio::signal::unix::Signal) {
+    while signal.recv().await.is_some() {
+        tracing::warn!("a write exceeded the file-size limit (RLIMIT_FSIZE)");
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+async fn report_file_size_signals(_signal: ()) {}
 
 async fn run(config: Config, store: Option<StoreSettings>) -> anyhow::Result<()> {
     tracing::info!(

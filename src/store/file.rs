@@ -5,7 +5,7 @@ use std::{
     fs::{self, DirBuilder, File, OpenOptions},
     io::{ErrorKind, Read, Write},
     os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt},
-    path::Path,
+    path::{Path, PathBuf},
 };
 
 use super::StoreError;
@@ -20,12 +20,19 @@ fn io<'a>(path: &'a Path, what: &'static str) -> impl FnOnce(std::io::Error) -> 
 
 /// Create the directory 0700 when missing; refuse one that others may write.
 pub fn prepare_directory(directory: &Path) -> Result<(), StoreError> {
-    if !directory.exists() {
-        DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(directory)
-            .map_err(io(directory, "cannot create the directory"))?;
+    // Only a directory that is really absent is created: one that exists but cannot be
+    // reached (a parent without search permission, a symlink loop) is reported as such,
+    // not as a failed creation.
+    match fs::metadata(directory) {
+        Ok(_) => {}
+        Err(error) if error.kind() == ErrorKind::NotFound => {
+            DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(directory)
+                .map_err(io(directory, "cannot create the directory"))?;
+        }
+        Err(error) => return Err(io(directory, unreachable_directory(&error))(error)),
     }
     let metadata = fs::metadata(directory).map_err(io(directory, "cannot read the directory"))?;
     let mode = metadata.permissions().mode();
@@ -38,8 +45,28 @@ pub fn prepare_directory(directory: &Path) -> Result<(), StoreError> {
     Ok(())
 }
 
-/// An existing store must be a regular file only its owner can read or write.
+/// Why an existing directory could not be looked at, for the message.
+fn unreachable_directory(error: &std::io::Error) -> &'static str {
+    match error.kind() {
+        ErrorKind::PermissionDenied => {
+            "the directory or one of its parents exists but cannot be entered"
+        }
+        _ => "cannot reach the directory",
+    }
+}
+
+/// An existing store must be a regular file only its owner can read or write, and not a
+/// symbolic link: the atomic rename would replace the link with a file (the target keeping
+/// a consumed token), and a server given the target's path would lock another lock file.
 pub fn check_file(path: &Path) -> Result<(), StoreError> {
+    if let Ok(metadata) = fs::symlink_metadata(path)
+        && metadata.file_type().is_symlink()
+    {
+        return Err(StoreError::Symlink {
+            path: path.to_path_buf(),
+            target: fs::read_link(path).unwrap_or_default(),
+        });
+    }
     let metadata = match fs::metadata(path) {
         Ok(metadata) => metadata,
         Err(error) if error.kind() == ErrorKind::NotFound => return Ok(()),
@@ -60,28 +87,52 @@ pub fn check_file(path: &Path) -> Result<(), StoreError> {
     Ok(())
 }
 
-/// Remove temporary files a crashed writer left beside the store (a write takes
-/// milliseconds, so anything older than `age` is abandoned). They hold token pairs.
-pub fn remove_abandoned_temporaries(path: &Path, age: std::time::Duration) {
+/// A temporary file an interrupted write left beside the store.
+pub struct Temporary {
+    pub path: PathBuf,
+    /// Its bytes, when it is a private regular file that could be read.
+    pub bytes: Option<zeroize::Zeroizing<Vec<u8>>>,
+    /// Whether it was last modified longer ago than the age asked about.
+    pub old: bool,
+}
+
+/// The temporary files of this store (`NAME.tmp.*`) found beside it. Called with the lock
+/// held, so no writer is using any of them.
+pub fn temporaries(path: &Path, age: std::time::Duration) -> Vec<Temporary> {
     let (Some(directory), Some(name)) = (path.parent(), path.file_name()) else {
-        return;
+        return Vec::new();
     };
     let mut prefix = name.to_os_string();
     prefix.push(".tmp.");
     let prefix = prefix.to_string_lossy().into_owned();
     let Ok(entries) = fs::read_dir(directory) else {
-        return;
+        return Vec::new();
     };
-    for entry in entries.flatten() {
-        let abandoned = entry.file_name().to_string_lossy().starts_with(&prefix)
-            && entry
-                .metadata()
-                .and_then(|metadata| metadata.modified())
-                .is_ok_and(|modified| modified.elapsed().is_ok_and(|elapsed| elapsed > age));
-        if abandoned && fs::remove_file(entry.path()).is_ok() {
-            tracing::info!(file = %entry.path().display(), "removed a temporary file left by an interrupted store write");
-        }
-    }
+    entries
+        .flatten()
+        .filter(|entry| entry.file_name().to_string_lossy().starts_with(&prefix))
+        .map(|entry| {
+            // Not followed through a link, and only a private file is trusted.
+            let metadata = fs::symlink_metadata(entry.path()).ok();
+            let private = metadata
+                .as_ref()
+                .is_some_and(|m| m.is_file() && m.permissions().mode() & 0o077 == 0);
+            let old = metadata
+                .as_ref()
+                .and_then(|m| m.modified().ok())
+                .is_some_and(|modified| modified.elapsed().is_ok_and(|elapsed| elapsed > age));
+            let bytes = if private {
+                fs::read(entry.path()).ok().map(zeroize::Zeroizing::new)
+            } else {
+                None
+            };
+            Temporary {
+                path: entry.path(),
+                bytes,
+                old,
+            }
+        })
+        .collect()
 }
 
 /// The file's bytes, or `None` when it does not exist yet.

@@ -42,6 +42,34 @@ fn open(path: &Path) -> Result<File, StoreError> {
 }
 
 impl StoreLock {
+    /// Take the lock from synchronous code (start-up), trying again until `patience` runs
+    /// out.
+    pub fn acquire_blocking(path: &Path, patience: Duration) -> Result<Self, StoreError> {
+        let file = open(path)?;
+        let started = std::time::Instant::now();
+        loop {
+            match file.try_lock() {
+                Ok(()) => return Ok(Self { _file: file }),
+                Err(TryLockError::WouldBlock) if started.elapsed() < patience => {
+                    std::thread::sleep(RETRY_EVERY);
+                }
+                Err(TryLockError::WouldBlock) => {
+                    return Err(StoreError::LockTimeout {
+                        path: path.to_path_buf(),
+                        waited: started.elapsed(),
+                    });
+                }
+                Err(TryLockError::Error(source)) => {
+                    return Err(StoreError::Io {
+                        path: path.to_path_buf(),
+                        what: "cannot lock the lock file",
+                        source,
+                    });
+                }
+            }
+        }
+    }
+
     /// Take the lock, trying again until `patience` runs out. Works between processes and
     /// between tasks of one process (each attempt opens its own file description).
     pub async fn acquire(path: &Path, patience: Duration) -> Result<Self, StoreError> {

@@ -54,6 +54,12 @@ pub enum StoreError {
     #[error("token store {path} is not a regular file")]
     NotAFile { path: PathBuf },
     #[error(
+        "token store {path} is a symbolic link (to {}); pass the real file's path to \
+         --token-store, so every server locks and replaces that one file",
+        target.display()
+    )]
+    Symlink { path: PathBuf, target: PathBuf },
+    #[error(
         "token store {path} is corrupt and was left untouched ({detail}); move it aside or \
          repair it, then start again"
     )]
@@ -138,9 +144,69 @@ impl TokenStore {
         file::prepare_directory(store.directory())?;
         file::check_file(&store.path)?;
         lock::create_lock_file(&store.lock_path)?;
-        file::remove_abandoned_temporaries(&store.path, Duration::from_secs(600));
-        store.read()?;
+        let lock = StoreLock::acquire_blocking(&store.lock_path, Duration::from_secs(30))?;
+        let mut contents = store.read()?;
+        let recovered = store.recover_orphans(&mut contents);
+        if !recovered.is_empty() {
+            file::write_atomically(&store.path, &store.encode(&contents)?)?;
+            store.remove_recovered(&recovered);
+        }
+        drop(lock);
         Ok(store)
+    }
+
+    /// Read the store with the lock held, first folding in any pair an interrupted write
+    /// left in a temporary file (see [`Self::recover_orphans`]).
+    pub async fn read_locked(&self, lock: &StoreLock) -> Result<StoreContents, StoreError> {
+        let mut contents = self.read()?;
+        let recovered = self.recover_orphans(&mut contents);
+        if !recovered.is_empty() {
+            self.write(&contents, lock).await?;
+            self.remove_recovered(&recovered);
+        }
+        Ok(contents)
+    }
+
+    /// Temporary files a writer left beside the store when it was killed between the
+    /// temp file's fsync and its rename. Called with the lock held, so no live writer uses
+    /// any of them. A complete temp file may hold the only copy of a live pair (Procore
+    /// already rotated the stored one), so every pair in it that is newer than the stored
+    /// pair of its (login host, client_id) is put into `contents` (see [`newer_than`]).
+    /// Returns the temp files that gave something, to remove once `contents` is written.
+    /// A temp file that gives nothing (stale, or torn before its fsync) holds no token newer
+    /// than the store's and is removed once abandoned for ten minutes, as before.
+    fn recover_orphans(&self, contents: &mut StoreContents) -> Vec<PathBuf> {
+        let mut recovered = Vec::new();
+        for temporary in file::temporaries(&self.path, Duration::from_secs(600)) {
+            let orphan = temporary
+                .bytes
+                .as_ref()
+                .and_then(|bytes| self.decode(bytes).ok());
+            let mut gave = false;
+            for pair in orphan.map(|orphan| orphan.pairs).unwrap_or_default() {
+                if newer_than(&pair, contents.find(&pair.login_host, &pair.client_id)) {
+                    tracing::warn!(
+                        file = %temporary.path.display(),
+                        client_id = %pair.client_id,
+                        "recovered a token pair from a store write that was interrupted before its rename"
+                    );
+                    contents.upsert(pair);
+                    gave = true;
+                }
+            }
+            if gave {
+                recovered.push(temporary.path);
+            } else if temporary.old && std::fs::remove_file(&temporary.path).is_ok() {
+                tracing::info!(file = %temporary.path.display(), "removed a temporary file left by an interrupted store write");
+            }
+        }
+        recovered
+    }
+
+    fn remove_recovered(&self, recovered: &[PathBuf]) {
+        for path in recovered {
+            let _ = std::fs::remove_file(path);
+        }
     }
 
     pub fn path(&self) -> &Path {
@@ -161,11 +227,16 @@ impl TokenStore {
         let Some(bytes) = file::read_if_present(&self.path)? else {
             return Ok(StoreContents::default());
         };
+        self.decode(&bytes)
+    }
+
+    /// The contents of a store file's bytes.
+    fn decode(&self, bytes: &[u8]) -> Result<StoreContents, StoreError> {
         let corrupt = |detail: String| StoreError::Corrupt {
             path: self.path.clone(),
             detail,
         };
-        let on_disk: OnDisk = serde_json::from_slice(&bytes).map_err(|error| {
+        let on_disk: OnDisk = serde_json::from_slice(bytes).map_err(|error| {
             corrupt(format!(
                 "not a token store: JSON error at line {} column {}",
                 error.line(),
@@ -321,6 +392,29 @@ impl StoredPair {
             .map(|rotation| rotation.at_ms)
             .filter(|at_ms| within(*at_ms, window, now_ms))
     }
+}
+
+/// Whether `candidate`, found in an orphaned temp file, is newer than `stored`, the pair the
+/// store holds for the same (login host, client_id): there is none; or the candidate's
+/// lineage names the stored refresh token as consumed (it is that token's successor); or it
+/// was stored in a later second. A stale temp file (the store moved on after it) fails all
+/// three: the store's pair is then the later one, and its refresh token, issued after the
+/// temp file was written, cannot be in the temp file's lineage.
+fn newer_than(candidate: &StoredPair, stored: Option<&StoredPair>) -> bool {
+    let Some(stored) = stored else {
+        return true;
+    };
+    if candidate.response == stored.response {
+        return false;
+    }
+    let successor = stored.token("refresh_token").is_some_and(|refresh_token| {
+        let hash = sha256_hex(refresh_token.expose());
+        candidate
+            .rotated_from
+            .iter()
+            .any(|rotation| rotation.refresh_token_sha256 == hash)
+    });
+    successor || candidate.stored_at > stored.stored_at
 }
 
 /// Whether `at_ms` lies no further than `window` before `now_ms`.

@@ -263,7 +263,9 @@ pub fn prepare(
 /// Send the request (once, through the exchange) and turn the outcome into the tool result
 /// and a short label for the log line.
 pub async fn call(exchange: &TokenExchange, mut request: TokenRequest) -> (CallToolResult, String) {
-    if request.grant_type == GrantType::RefreshToken && request.refresh_token.is_none() {
+    let from_store =
+        request.grant_type == GrantType::RefreshToken && request.refresh_token.is_none();
+    if from_store {
         match exchange.stored_pair(Some(&request.client_id)) {
             Ok(Some(pair)) if pair.token("refresh_token").is_some() => {
                 request.refresh_token = pair.token("refresh_token");
@@ -290,7 +292,14 @@ pub async fn call(exchange: &TokenExchange, mut request: TokenRequest) -> (CallT
     }
     let grant = request.grant_type;
     let procore = exchange.procore();
-    match exchange.exchange(request).await.as_ref() {
+    // An omitted refresh token is settled again under the store's lock (see
+    // `TokenExchange::refresh_stored`): the one read here only names the pair to refresh.
+    let outcome = if from_store {
+        exchange.refresh_stored(request).await
+    } else {
+        exchange.exchange(request).await
+    };
+    match outcome.as_ref() {
         Outcome::Answered {
             response,
             store_error,
