@@ -655,3 +655,139 @@ async fn the_tool_list_with_a_store() {
     client.cancel().await.unwrap();
     insta::assert_json_snapshot!("tools_store", tools);
 }
+
+// ───────────────────────────── fault campaign regressions ─────────────────────────────
+
+/// `launch`, run under `prlimit` with the given limit on the size of any file it writes.
+fn under_file_size_limit(launch: &Launch, bytes: u64) -> tokio::process::Command {
+    let inner = launch.command();
+    let inner = inner.as_std();
+    let mut command = tokio::process::Command::new("prlimit");
+    command.arg(format!("--fsize={bytes}:{bytes}")).arg("--");
+    command.arg(inner.get_program()).args(inner.get_args());
+    for (name, value) in inner.get_envs() {
+        match value {
+            Some(value) => command.env(name, value),
+            None => command.env_remove(name),
+        };
+    }
+    command.kill_on_drop(true);
+    command
+}
+
+fn prlimit_installed() -> bool {
+    std::process::Command::new("prlimit")
+        .arg("--version")
+        .output()
+        .is_ok_and(|output| output.status.success())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_a_reuse_window_three_processes_still_refresh_the_stored_pair_once() {
+    let emulator = start_emulator(EmulatorConfig::generated()).await;
+    let dir = StoreDir::new();
+    let launch = launch(&emulator, &dir.file())
+        .arg("--reuse-window-secs")
+        .arg("0");
+    let mut processes = Vec::new();
+    for _ in 0..3 {
+        processes.push(stdio_client(&launch).await);
+    }
+    let first = first_pair(&processes[0].0, &emulator).await;
+
+    delay_refreshes(&emulator, 600);
+    // 48 callers, 16 in each process, all refreshing "the stored pair" at once.
+    let refresh = json!({"grant_type": "refresh_token"});
+    let calls = (0..48).map(|n| call(&processes[n % 3].0, TOOL, refresh.clone()));
+    let results = futures::future::join_all(calls).await;
+    let failed: Vec<String> = results
+        .iter()
+        .filter(|result| is_error(result))
+        .map(text)
+        .collect();
+    assert!(failed.is_empty(), "every caller got a pair: {failed:?}");
+    assert_eq!(
+        emulator.token_requests(GrantType::RefreshToken),
+        1,
+        "one upstream rotation for one logical refresh"
+    );
+    let pairs: Vec<Value> = results.iter().map(tokens_of).collect();
+    assert!(
+        pairs.iter().all(|pair| *pair == pairs[0]),
+        "one pair for all"
+    );
+    assert_ne!(
+        field(&pairs[0], "refresh_token"),
+        field(&first, "refresh_token")
+    );
+    assert_eq!(stored(&dir.file()), pairs[0]);
+    for (client, _) in processes {
+        client.cancel().await.unwrap();
+    }
+}
+
+#[tokio::test]
+async fn a_symlinked_store_path_is_refused() {
+    let emulator = start_emulator(EmulatorConfig::generated()).await;
+    let dir = StoreDir::new();
+    std::fs::write(dir.file(), br#"{"format":1,"pairs":[]}"#).unwrap();
+    std::fs::set_permissions(dir.file(), std::fs::Permissions::from_mode(0o600)).unwrap();
+    let link = dir.0.join("link.json");
+    std::os::unix::fs::symlink(dir.file(), &link).unwrap();
+    refused_at_start(&launch(&emulator, &link), &["link.json", "symbolic link"]).await;
+    assert!(
+        std::fs::symlink_metadata(&link)
+            .unwrap()
+            .file_type()
+            .is_symlink(),
+        "the link is left as it was"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_file_size_limit_costs_the_store_write_not_the_token() {
+    if !prlimit_installed() {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "prlimit (Debian package util-linux) is required in CI"
+        );
+        eprintln!("skipped: prlimit not installed (Debian package util-linux)");
+        return;
+    }
+    let emulator = start_emulator(EmulatorConfig::generated()).await;
+    let dir = StoreDir::new();
+    // Smaller than any store holding a pair: every write of one raises SIGXFSZ.
+    let command = under_file_size_limit(&launch(&emulator, &dir.file()), 64);
+    let (transport, stderr) = rmcp::transport::TokioChildProcess::builder(command)
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let logs = Logs::follow(stderr.unwrap());
+    let client = rmcp::ServiceExt::serve((), transport).await.unwrap();
+    let code = authorize_as_user(&emulator.authorize_url(OOB, "state-1")).await;
+    let result = call(
+        &client,
+        TOOL,
+        json!({"grant_type": "authorization_code", "code": code, "redirect_uri": OOB}),
+    )
+    .await;
+    let shown = text(&result);
+    assert!(
+        shown.contains("refresh_token"),
+        "the caller got its pair: {shown}"
+    );
+    let warning = result
+        .content
+        .get(1)
+        .and_then(|c| c.as_text())
+        .map(|t| t.text.clone())
+        .unwrap_or_default();
+    assert!(
+        warning.contains("could not be written to the token store"),
+        "with the warning that it was not stored: {warning}"
+    );
+    // The process lives on and answers.
+    let tools = client.list_all_tools().await;
+    assert!(tools.is_ok(), "still serving: {}", logs.text());
+    client.cancel().await.unwrap();
+}

@@ -194,7 +194,7 @@ async fn record_and_reply(State(state): State<Arc<UpstreamState>>, request: Requ
 pub struct Logs(Arc<Mutex<String>>);
 
 impl Logs {
-    fn follow(stderr: impl tokio::io::AsyncRead + Unpin + Send + 'static) -> Self {
+    pub fn follow(stderr: impl tokio::io::AsyncRead + Unpin + Send + 'static) -> Self {
         let logs = Self::default();
         let sink = logs.0.clone();
         tokio::spawn(async move {
