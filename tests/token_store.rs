@@ -791,3 +791,49 @@ async fn a_file_size_limit_costs_the_store_write_not_the_token() {
     assert!(tools.is_ok(), "still serving: {}", logs.text());
     client.cancel().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_newer_pair_left_in_a_temp_file_by_a_kill_is_recovered() {
+    let emulator = start_emulator(EmulatorConfig::generated()).await;
+    let dir = StoreDir::new();
+    let (client, _logs) = stdio_client(&launch(&emulator, &dir.file())).await;
+    let first = first_pair(&client, &emulator).await;
+    client.cancel().await.unwrap();
+
+    // What a kill between the temp file's fsync and its rename leaves: Procore rotated the
+    // pair, the successor is only in the temp file, the store still has the consumed token.
+    let old_refresh = field(&first, "refresh_token");
+    let rotated = post_token(
+        emulator.base_url(),
+        &json!({"grant_type": "refresh_token", "client_id": emulator.client_id(),
+                "client_secret": emulator.client_secret().expose(),
+                "refresh_token": old_refresh}),
+    )
+    .await;
+    assert_eq!(rotated.status, 200, "{}", rotated.text);
+    let successor: Value = serde_json::from_str(&rotated.text).unwrap();
+    let mut contents: Value = serde_json::from_slice(&std::fs::read(dir.file()).unwrap()).unwrap();
+    let pair = &mut contents["pairs"][0];
+    pair["response"] = Value::String(rotated.text.clone());
+    pair["stored_at"] = json!(pair["stored_at"].as_u64().unwrap() + 1);
+    pair["rotated_from"] = json!([{
+        "refresh_token_sha256": procore_token_mcp::store::sha256_hex(&old_refresh),
+        "at_ms": pair["stored_at"].as_u64().unwrap() * 1000,
+    }]);
+    let orphan = dir.0.join("tokens.json.tmp.4242.1");
+    std::fs::write(&orphan, serde_json::to_vec(&contents).unwrap()).unwrap();
+    std::fs::set_permissions(&orphan, std::fs::Permissions::from_mode(0o600)).unwrap();
+
+    // The next server keeps the user signed in: it refreshes with the successor.
+    let (client, logs) = stdio_client(&launch(&emulator, &dir.file())).await;
+    let result = call(&client, TOOL, json!({"grant_type": "refresh_token"})).await;
+    assert!(!is_error(&result), "{}\n{}", text(&result), logs.text());
+    let next = tokens_of(&result);
+    assert_ne!(
+        field(&next, "refresh_token"),
+        field(&successor, "refresh_token")
+    );
+    assert_eq!(stored(&dir.file()), next);
+    assert!(!orphan.exists(), "the recovered temp file is gone");
+    client.cancel().await.unwrap();
+}
