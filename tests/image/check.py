@@ -18,7 +18,7 @@ import urllib.request
 
 NAME = "io.github.procore-token-mcp/procore-token-mcp"
 ENTRYPOINT = ["/usr/local/bin/procore-token-mcp"]
-TOOLS = {"grant_app_authorization", "get_token_info", "post_oauth_token", "revoke_token"}
+TOOLS = {"grant_app_authorization", "get_token_info", "get_or_refresh_an_access_token", "revoke_token"}
 INITIALIZE = {
     "jsonrpc": "2.0",
     "id": 1,

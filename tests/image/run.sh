@@ -12,6 +12,7 @@
 # The bases are cached in IMAGE_CACHE (default /var/cache/procore-token-mcp-image) between
 # runs; delete the folder to rebuild them.
 set -euo pipefail
+export PYTHONDONTWRITEBYTECODE=1
 cd "$(dirname "$0")/../.."
 repo=$PWD
 here=$repo/tests/image
@@ -108,13 +109,16 @@ git clone --quiet --no-hardlinks "$repo" "$work/src"
 git -C "$work/src" log --oneline -1
 context=$work/src
 # cargo in the build fetches crates from crates.io when the build container can reach it;
-# otherwise the script vendors them into the clone (never committed) and points cargo at them.
+# otherwise the script vendors them here, into the clone (never committed), and points cargo
+# at them.
 ctr=$(bah from --quiet "$builder")
 containers+=("$ctr")
-if ! bah run --isolation chroot "$ctr" -- bash -c \
-    'exec 3<>/dev/tcp/index.crates.io/443' >/dev/null 2>&1; then
+# The check is cargo's own HTTPS request, so a proxy the container does not trust counts as
+# unreachable too.
+if ! bah run --isolation chroot "$ctr" -- cargo search --limit 1 anyhow >/dev/null 2>&1; then
     echo "   crates.io is unreachable from the build container: vendoring the dependencies"
-    (cd "$context" && cargo vendor --locked --quiet vendor >"$work/vendor.toml")
+    (cd "$context" && cargo vendor --locked vendor 2>/dev/null >"$work/vendor.toml")
+    grep -q vendored-sources "$work/vendor.toml" || { echo "cargo vendor printed no source" >&2; exit 1; }
     mkdir -p "$context/.cargo"
     mv "$work/vendor.toml" "$context/.cargo/config.toml"
     # Admit the vendored crates and their configuration into this clone's build context.
