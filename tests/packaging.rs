@@ -187,10 +187,32 @@ fn dockerfile_is_multi_stage_pinned_and_runs_as_non_root() {
         .map(str::trim)
         .filter(|line| !line.is_empty() && !line.starts_with('#'))
         .collect();
-    let froms: Vec<&str> = instructions
+    // The base images are build arguments (CI substitutes local stand-ins); their defaults
+    // are what a plain `docker build` uses, so they are what must be pinned.
+    let defaults: Vec<(String, String)> = instructions
+        .iter()
+        .filter_map(|line| line.strip_prefix("ARG "))
+        .filter_map(|arg| arg.split_once('='))
+        .map(|(name, value)| (format!("${{{name}}}"), value.to_owned()))
+        .collect();
+    let froms: Vec<String> = instructions
         .iter()
         .filter_map(|line| line.strip_prefix("FROM "))
+        .map(|from| {
+            defaults.iter().fold(from.to_owned(), |from, (arg, value)| {
+                from.replace(arg, value)
+            })
+        })
         .collect();
+    assert!(
+        froms.iter().all(|from| !from.contains('$')),
+        "every base image argument has a default: {froms:?}"
+    );
+    assert!(
+        dockerfile.contains("FROM ${BUILDER_IMAGE} AS build")
+            && dockerfile.contains("FROM ${RUNTIME_IMAGE}"),
+        "both base images are build arguments"
+    );
     assert_eq!(
         froms.len(),
         2,
@@ -227,7 +249,7 @@ fn dockerfile_is_multi_stage_pinned_and_runs_as_non_root() {
 
     let runtime: Vec<&&str> = instructions
         .iter()
-        .skip_while(|line| !line.starts_with(&format!("FROM {}", froms[1])))
+        .skip_while(|line| !line.starts_with("FROM ${RUNTIME_IMAGE}"))
         .collect();
     let user = runtime
         .iter()
@@ -250,10 +272,147 @@ fn dockerfile_is_multi_stage_pinned_and_runs_as_non_root() {
         "no default arguments"
     );
 
-    let ignore = read(".dockerignore");
-    for excluded in ["target/", ".git/"] {
-        assert!(ignore.lines().any(|line| line == excluded), "{excluded}");
+    let ignore = DockerIgnore::read();
+    for excluded in [
+        "target",
+        "target/release/procore-token-mcp",
+        ".git",
+        "tests/interop",
+    ] {
+        assert!(
+            !ignore.admits(excluded),
+            "{excluded} is kept out of the build context"
+        );
     }
+}
+
+/// `.dockerignore`'s patterns in order, matched as Docker does for the cases used here: a
+/// pattern matches a path or any folder above it, `*` within one component, `**` across any
+/// number, and the last matching pattern decides (`!` admits).
+struct DockerIgnore(Vec<(bool, Vec<String>)>);
+
+impl DockerIgnore {
+    fn read() -> Self {
+        Self(
+            read(".dockerignore")
+                .lines()
+                .map(str::trim)
+                .filter(|line| !line.is_empty() && !line.starts_with('#'))
+                .map(|line| {
+                    let (admit, pattern) = match line.strip_prefix('!') {
+                        Some(rest) => (true, rest),
+                        None => (false, line),
+                    };
+                    let parts = pattern
+                        .trim_matches('/')
+                        .split('/')
+                        .map(str::to_owned)
+                        .collect();
+                    (admit, parts)
+                })
+                .collect(),
+        )
+    }
+
+    fn admits(&self, path: &str) -> bool {
+        let parts: Vec<&str> = path.split('/').collect();
+        let mut admitted = true;
+        for (admit, pattern) in &self.0 {
+            // A pattern matching the path or a folder above it applies to the path.
+            if (1..=parts.len()).any(|n| glob_path(pattern, &parts[..n])) {
+                admitted = *admit;
+            }
+        }
+        admitted
+    }
+}
+
+fn glob_path(pattern: &[String], path: &[&str]) -> bool {
+    match (pattern.first(), path.first()) {
+        (None, None) => true,
+        (Some(p), _) if p == "**" => {
+            glob_path(&pattern[1..], path) || (!path.is_empty() && glob_path(pattern, &path[1..]))
+        }
+        (Some(p), Some(component)) => glob(p, component) && glob_path(&pattern[1..], &path[1..]),
+        _ => false,
+    }
+}
+
+fn glob(pattern: &str, text: &str) -> bool {
+    match pattern.split_once('*') {
+        None => pattern == text,
+        Some((head, tail)) => {
+            text.starts_with(head)
+                && (head.len()..=text.len())
+                    .any(|start| text.is_char_boundary(start) && glob(tail, &text[start..]))
+        }
+    }
+}
+
+/// The Dockerfile copies the whole context (`COPY . .`), so what cargo needs is what
+/// `.dockerignore` admits: every manifest, every target's source file and every workspace
+/// member cargo lists. (The bench target left out once broke `docker build`.)
+#[test]
+fn the_build_context_holds_every_target_and_workspace_member() {
+    let dockerfile = read("Dockerfile");
+    assert!(
+        dockerfile.lines().any(|line| line == "COPY . ."),
+        "the build stage copies the context whole; .dockerignore decides what is in it"
+    );
+    let output = Command::new(env!("CARGO"))
+        .args([
+            "metadata",
+            "--no-deps",
+            "--offline",
+            "--format-version",
+            "1",
+        ])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let metadata: Value = serde_json::from_slice(&output.stdout).unwrap();
+    let root = Path::new(metadata["workspace_root"].as_str().unwrap());
+    let relative = |path: &str| -> String {
+        Path::new(path)
+            .strip_prefix(root)
+            .unwrap_or_else(|_| panic!("{path} is inside the workspace"))
+            .to_string_lossy()
+            .replace('\\', "/")
+    };
+    let mut needed = vec!["Cargo.toml".to_owned(), "Cargo.lock".to_owned()];
+    for package in metadata["packages"].as_array().unwrap() {
+        needed.push(relative(package["manifest_path"].as_str().unwrap()));
+        for target in package["targets"].as_array().unwrap() {
+            needed.push(relative(target["src_path"].as_str().unwrap()));
+        }
+    }
+    // Workspace members by path (the ids name their folders), so a member is counted even if
+    // `packages` ever left one out.
+    for member in metadata["workspace_members"].as_array().unwrap() {
+        let id = member.as_str().unwrap();
+        if let Some(folder) = id
+            .strip_prefix("path+file://")
+            .and_then(|rest| rest.split('#').next())
+            && Path::new(folder) != root
+        {
+            needed.push(format!("{}/Cargo.toml", relative(folder)));
+        }
+    }
+    assert!(
+        needed.iter().any(|path| path == "benches/harness.rs"),
+        "the bench target is among the paths: {needed:?}"
+    );
+    let ignore = DockerIgnore::read();
+    let missing: Vec<&String> = needed.iter().filter(|path| !ignore.admits(path)).collect();
+    assert!(missing.is_empty(), "not in the build context: {missing:?}");
+    // The matcher does judge: the old .dockerignore (benches/ dropped) is caught.
+    let old = DockerIgnore(vec![(false, vec!["benches".to_owned()])]);
+    assert!(!old.admits("benches/harness.rs") && old.admits("src/main.rs"));
 }
 
 #[test]
