@@ -45,27 +45,15 @@ impl StoreLock {
     /// Take the lock from synchronous code (start-up), trying again until `patience` runs
     /// out.
     pub fn acquire_blocking(path: &Path, patience: Duration) -> Result<Self, StoreError> {
-        let file = open(path)?;
-        let started = std::time::Instant::now();
+        let mut file = open(path)?;
+        let started = Instant::now();
         loop {
-            match file.try_lock() {
-                Ok(()) => return Ok(Self { _file: file }),
-                Err(TryLockError::WouldBlock) if started.elapsed() < patience => {
+            match Self::attempt(file, path, started, patience) {
+                Attempt::Wait(again) => {
+                    file = again;
                     std::thread::sleep(RETRY_EVERY);
                 }
-                Err(TryLockError::WouldBlock) => {
-                    return Err(StoreError::LockTimeout {
-                        path: path.to_path_buf(),
-                        waited: started.elapsed(),
-                    });
-                }
-                Err(TryLockError::Error(source)) => {
-                    return Err(StoreError::Io {
-                        path: path.to_path_buf(),
-                        what: "cannot lock the lock file",
-                        source,
-                    });
-                }
+                Attempt::Done(result) => return result,
             }
         }
     }
@@ -73,28 +61,42 @@ impl StoreLock {
     /// Take the lock, trying again until `patience` runs out. Works between processes and
     /// between tasks of one process (each attempt opens its own file description).
     pub async fn acquire(path: &Path, patience: Duration) -> Result<Self, StoreError> {
-        let file = open(path)?;
+        let mut file = open(path)?;
         let started = Instant::now();
         loop {
-            match file.try_lock() {
-                Ok(()) => return Ok(Self { _file: file }),
-                Err(TryLockError::WouldBlock) if started.elapsed() < patience => {
+            match Self::attempt(file, path, started, patience) {
+                Attempt::Wait(again) => {
+                    file = again;
                     tokio::time::sleep(RETRY_EVERY).await;
                 }
-                Err(TryLockError::WouldBlock) => {
-                    return Err(StoreError::LockTimeout {
-                        path: path.to_path_buf(),
-                        waited: started.elapsed(),
-                    });
-                }
-                Err(TryLockError::Error(source)) => {
-                    return Err(StoreError::Io {
-                        path: path.to_path_buf(),
-                        what: "cannot lock the lock file",
-                        source,
-                    });
-                }
+                Attempt::Done(result) => return result,
             }
         }
     }
+
+    /// One try at the lock: held, refused for good, or worth waiting for.
+    fn attempt(file: File, path: &Path, started: Instant, patience: Duration) -> Attempt {
+        Attempt::Done(match file.try_lock() {
+            Ok(()) => Ok(Self { _file: file }),
+            Err(TryLockError::WouldBlock) if started.elapsed() < patience => {
+                return Attempt::Wait(file);
+            }
+            Err(TryLockError::WouldBlock) => Err(StoreError::LockTimeout {
+                path: path.to_path_buf(),
+                waited: started.elapsed(),
+            }),
+            Err(TryLockError::Error(source)) => Err(StoreError::Io {
+                path: path.to_path_buf(),
+                what: "cannot lock the lock file",
+                source,
+            }),
+        })
+    }
+}
+
+/// How one try at the lock ended.
+enum Attempt {
+    /// Another holder has it; try again with this file later.
+    Wait(File),
+    Done(Result<StoreLock, StoreError>),
 }
