@@ -611,6 +611,17 @@ fn assert_no_input_canary(what: &str, logs: &str) {
     }
 }
 
+/// The server holding credentials, at the default log level or at `level`.
+fn shape_launch(upstream: &Upstream, level: Option<&str>) -> Launch {
+    let launch = Launch::against(&upstream.url)
+        .env("PROCORE_CLIENT_ID", "held-id")
+        .env("PROCORE_CLIENT_SECRET", HELD_SECRET);
+    match level {
+        Some(level) => launch.env("RUST_LOG", level),
+        None => launch,
+    }
+}
+
 /// The initialize every shape test starts with, its client info a secret.
 fn secret_initialize() -> String {
     json!({"jsonrpc": "2.0", "id": 0, "method": "initialize",
@@ -625,12 +636,7 @@ async fn no_peer_message_reaches_the_log_over_stdio_at_any_level() {
     let upstream = Upstream::start().await;
     upstream.always(Reply::new(400, r#"{"error":"invalid_grant"}"#));
     for level in [None, Some("trace")] {
-        let mut launch = Launch::against(&upstream.url)
-            .env("PROCORE_CLIENT_ID", "held-id")
-            .env("PROCORE_CLIENT_SECRET", HELD_SECRET);
-        if let Some(level) = level {
-            launch = launch.env("RUST_LOG", level);
-        }
+        let launch = shape_launch(&upstream, level);
         let mut stdio = RawStdio::spawn(&launch);
         stdio.send(&secret_initialize()).await;
         let reply = stdio.next_reply().await;
@@ -667,12 +673,7 @@ async fn no_peer_message_reaches_the_log_over_http_at_any_level() {
     let upstream = Upstream::start().await;
     upstream.always(Reply::new(400, r#"{"error":"invalid_grant"}"#));
     for level in [None, Some("trace")] {
-        let mut launch = Launch::against(&upstream.url)
-            .env("PROCORE_CLIENT_ID", "held-id")
-            .env("PROCORE_CLIENT_SECRET", HELD_SECRET);
-        if let Some(level) = level {
-            launch = launch.env("RUST_LOG", level);
-        }
+        let launch = shape_launch(&upstream, level);
         let server = HttpServer::start(&launch).await;
         let http = reqwest::Client::new();
         let answer =

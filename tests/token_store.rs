@@ -83,6 +83,16 @@ fn stored(store: &Path) -> Value {
     pairs[0].1.clone()
 }
 
+/// The second text block of a result: where the store's warning goes.
+fn store_warning(result: &CallToolResult) -> String {
+    result
+        .content
+        .get(1)
+        .and_then(|c| c.as_text())
+        .map(|t| t.text.clone())
+        .unwrap_or_default()
+}
+
 fn tokens_of(result: &CallToolResult) -> Value {
     assert!(!is_error(result), "{}", text(result));
     serde_json::from_str(&text(result)).unwrap()
@@ -564,12 +574,7 @@ async fn a_store_that_becomes_unwritable_loses_nothing() {
     let result = call(&client, TOOL, json!({"grant_type": "refresh_token"})).await;
     let new_pair = tokens_of(&result);
     assert_ne!(new_pair["refresh_token"], first["refresh_token"]);
-    let warning = result
-        .content
-        .get(1)
-        .and_then(|c| c.as_text())
-        .map(|t| t.text.clone())
-        .unwrap_or_default();
+    let warning = store_warning(&result);
     assert!(
         warning.contains("could not be written to the token store"),
         "{warning}"
@@ -776,12 +781,7 @@ async fn a_file_size_limit_costs_the_store_write_not_the_token() {
         shown.contains("refresh_token"),
         "the caller got its pair: {shown}"
     );
-    let warning = result
-        .content
-        .get(1)
-        .and_then(|c| c.as_text())
-        .map(|t| t.text.clone())
-        .unwrap_or_default();
+    let warning = store_warning(&result);
     assert!(
         warning.contains("could not be written to the token store"),
         "with the warning that it was not stored: {warning}"
