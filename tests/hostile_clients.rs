@@ -265,6 +265,69 @@ async fn stdio_survives_broken_lines_and_answers_wrong_requests() {
     assert_eq!(code, Some(0), "no crash, clean exit");
 }
 
+/// Wait until the upstream has seen `n` requests (at most 2 s).
+async fn upstream_reaches(upstream: &Upstream, n: usize) {
+    for _ in 0..200 {
+        if upstream.count() >= n {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("the upstream saw {} requests, not {n}", upstream.count());
+}
+
+#[tokio::test]
+async fn a_request_id_already_in_flight_is_refused_and_the_first_post_is_answered() {
+    init();
+    let upstream = Upstream::start().await;
+    let server = HttpServer::start(&Launch::against(&upstream.url)).await;
+    upstream.push(Reply::token().delayed(Duration::from_millis(1500)));
+    let session = std::sync::Arc::new(RawSession::open(&server, None).await);
+
+    let first = tokio::spawn({
+        let session = session.clone();
+        async move { session.post(call(7, refresh("rt-first"))).await }
+    });
+    upstream_reaches(&upstream, 1).await;
+    // Same id, same session, while the first is still waiting on the upstream.
+    let duplicate = session.post(call(7, refresh("rt-second"))).await;
+    assert_eq!(duplicate.status, StatusCode::OK, "{duplicate:?}");
+    let reply = duplicate.message();
+    assert_eq!(reply["id"], 7, "{reply}");
+    assert_eq!(reply["error"]["code"], INVALID_REQUEST, "{reply}");
+    assert!(
+        reply["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("still in flight"),
+        "{reply}"
+    );
+
+    let first = tokio::time::timeout(Duration::from_secs(10), first)
+        .await
+        .expect("the first POST got its answer")
+        .unwrap();
+    let reply = first.message();
+    assert_eq!(reply["id"], 7, "{reply}");
+    assert_eq!(reply["result"]["content"][0]["text"], TOKEN_BODY, "{reply}");
+    assert_eq!(upstream.count(), 1, "the duplicate sent nothing");
+    assert!(
+        !String::from_utf8_lossy(&upstream.requests()[0].body).contains("rt-second"),
+        "the duplicate's token was not spent"
+    );
+
+    // Once answered, the id is free again: a client may reuse it at once.
+    for round in 0..3 {
+        let again = session.post(call(7, client_credentials())).await;
+        let reply = again.message();
+        assert_eq!(
+            reply["result"]["content"][0]["text"], TOKEN_BODY,
+            "round {round}: {reply}"
+        );
+    }
+    assert_eq!(upstream.count(), 4);
+}
+
 #[tokio::test]
 async fn a_client_that_disconnects_mid_call_harms_no_one_else() {
     init();

@@ -3,12 +3,21 @@
 //! session keep-alive, set from `--session-idle-secs`; an expired or unknown id gets 404.
 //!
 //! Never holds more than the cap: creating one more fails, and the caller answers 503.
+//!
+//! Never orphans a POST: rmcp routes a request's answer by its JSON-RPC id, so a second
+//! request with the id of one still in flight would take the first one's answer and leave
+//! the first POST open for ever. Such a duplicate is answered at once with -32600 and never
+//! reaches the session.
 
-use std::{sync::Arc, time::Duration};
+use std::{
+    collections::HashSet,
+    sync::{Arc, Mutex, PoisonError},
+    time::Duration,
+};
 
-use futures::Stream;
+use futures::{Stream, StreamExt, future::Either, stream};
 use rmcp::{
-    model::{ClientJsonRpcMessage, ServerJsonRpcMessage},
+    model::{ClientJsonRpcMessage, ErrorData, RequestId, ServerJsonRpcMessage},
     transport::{
         WorkerTransport,
         streamable_http_server::session::{
@@ -25,6 +34,45 @@ pub struct BoundedSessions {
     max: usize,
     /// Serializes "count, then create" so the cap holds under concurrent handshakes.
     creating: tokio::sync::Mutex<()>,
+    in_flight: InFlight,
+}
+
+/// The (session, request id) pairs whose answer has not been sent yet.
+type InFlight = Arc<Mutex<HashSet<(SessionId, RequestId)>>>;
+
+/// One entry of [`InFlight`], removed when the answer passes or the POST's stream is dropped
+/// (client gone, session closed), whichever comes first.
+struct Pending {
+    in_flight: InFlight,
+    key: (SessionId, RequestId),
+}
+
+impl Drop for Pending {
+    fn drop(&mut self) {
+        self.in_flight
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(&self.key);
+    }
+}
+
+/// Whether `message` is the answer (result or error) to the request `id`.
+fn answers(message: &ServerSseMessage, id: &RequestId) -> bool {
+    match message.message.as_deref() {
+        Some(ServerJsonRpcMessage::Response(response)) => response.id == *id,
+        Some(ServerJsonRpcMessage::Error(error)) => error.id.as_ref() == Some(id),
+        _ => false,
+    }
+}
+
+/// The immediate answer to a request whose id is already in flight in its session.
+fn duplicate_id(id: RequestId) -> ServerSseMessage {
+    let error = ErrorData::invalid_request(
+        "Invalid Request: a request with this id is still in flight in this session; give \
+         each request its own id",
+        None,
+    );
+    ServerSseMessage::from_message(ServerJsonRpcMessage::error(error, Some(id)))
 }
 
 /// Why a session operation failed.
@@ -44,6 +92,7 @@ impl BoundedSessions {
             inner,
             max,
             creating: tokio::sync::Mutex::new(()),
+            in_flight: InFlight::default(),
         }
     }
 
@@ -99,7 +148,36 @@ impl SessionManager for BoundedSessions {
         id: &SessionId,
         message: ClientJsonRpcMessage,
     ) -> Result<impl Stream<Item = ServerSseMessage> + Send + Sync + 'static, Self::Error> {
-        Ok(self.inner.create_stream(id, message).await?)
+        let ClientJsonRpcMessage::Request(request) = &message else {
+            return Ok(Either::Left(Either::Left(
+                self.inner.create_stream(id, message).await?,
+            )));
+        };
+        let key = (id.clone(), request.id.clone());
+        let fresh = self
+            .in_flight
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(key.clone());
+        if !fresh {
+            return Ok(Either::Right(stream::iter([duplicate_id(key.1)])));
+        }
+        let mut pending = Some(Pending {
+            in_flight: self.in_flight.clone(),
+            key,
+        });
+        // On an error `pending` drops here and frees the id.
+        let answer = self.inner.create_stream(id, message).await?;
+        Ok(Either::Left(Either::Right(answer.map(move |message| {
+            if pending
+                .as_ref()
+                .is_some_and(|pending| answers(&message, &pending.key.1))
+            {
+                // Freed before the client can read the answer, so it may reuse the id.
+                pending = None;
+            }
+            message
+        }))))
     }
 
     async fn accept_message(
