@@ -157,9 +157,9 @@ impl TokenExchange {
     /// Refresh "the stored pair", for a caller that omitted `refresh_token`: `request`
     /// carries the refresh token the store held when the call arrived. Under the lock, if
     /// the stored pair is no longer the one that token belongs to (another caller, maybe in
-    /// another process, refreshed it while this one waited), that new pair is the answer and
-    /// nothing is sent: one logical refresh, one rotation. Otherwise the refresh token read
-    /// under the lock is the one sent.
+    /// another process, refreshed it while this one waited), or was rotated less than
+    /// [`FRESH_PAIR`] ago, that pair is the answer and nothing is sent: one logical refresh,
+    /// one rotation. Otherwise the refresh token read under the lock is the one sent.
     pub async fn refresh_stored(&self, request: TokenRequest) -> Arc<Outcome> {
         self.exchange_as(request, Grant::StoredPair).await
     }
@@ -227,6 +227,12 @@ enum Grant {
     StoredPair,
 }
 
+/// A pair this store rotated less than this long ago is the answer to a refresh of "the
+/// stored pair": a storm of callers (agents, processes) asking at once is one logical
+/// refresh, even for those that arrive just after the rotation landed. Far below an access
+/// token's lifetime; a caller that really wants another rotation passes `refresh_token`.
+pub const FRESH_PAIR: Duration = Duration::from_secs(2);
+
 fn lock_patience(procore: &ProcoreClient) -> Duration {
     procore.timeout() * 2 + Duration::from_secs(5)
 }
@@ -266,17 +272,18 @@ async fn fly(
             ));
         };
         let current = pair.token("refresh_token");
-        if current != request.refresh_token && pair.credentials_sha256 == credentials {
-            let now_ms = unix_now_ms();
-            let stored_ms = pair
-                .rotated_from
-                .first()
-                .map_or(pair.stored_at.saturating_mul(1000), |rotation| {
-                    rotation.at_ms
-                });
+        let now_ms = unix_now_ms();
+        // A pair that never rotated (fresh from a code) has only whole seconds; rounding
+        // down makes it look older, which errs towards sending.
+        let rotation_ms = pair.rotated_from.first().map(|rotation| rotation.at_ms);
+        let stored_ms = rotation_ms.unwrap_or(pair.stored_at.saturating_mul(1000));
+        let age_ms = now_ms.saturating_sub(stored_ms);
+        let rotated_meanwhile = current != request.refresh_token;
+        let just_rotated = rotation_ms.is_some() && age_ms < FRESH_PAIR.as_millis() as u64;
+        if (rotated_meanwhile || just_rotated) && pair.credentials_sha256 == credentials {
             return Outcome::Replayed {
                 body: pair.response.clone(),
-                rotated_secs_ago: now_ms.saturating_sub(stored_ms) / 1000,
+                rotated_secs_ago: age_ms / 1000,
             };
         }
         // The stored token, as read under the lock, is the one to send.

@@ -415,7 +415,7 @@ async fn sigkill_during_a_refresh_never_leaves_a_torn_store() {
         }
         stdout.next_line().await.unwrap();
         stdin
-            .write_all(format!("{}\n", json!({"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":TOOL,"arguments":{"grant_type":"refresh_token"}}})).as_bytes())
+            .write_all(format!("{}\n", json!({"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":TOOL,"arguments":{"grant_type":"refresh_token","refresh_token":field(&before, "refresh_token")}}})).as_bytes())
             .await
             .unwrap();
         tokio::time::sleep(Duration::from_millis(kill_after_ms)).await;
@@ -435,8 +435,14 @@ async fn sigkill_during_a_refresh_never_leaves_a_torn_store() {
             assert_eq!(info.status, 200, "the stored new pair is the live one");
         }
         // Whatever the store holds must still renew; if the old pair is kept but Procore
-        // had rotated it, that is the lost-answer case no client can recover.
-        let renewed = call(&restarted, TOOL, json!({"grant_type": "refresh_token"})).await;
+        // had rotated it, that is the lost-answer case no client can recover. (Tokens are
+        // passed explicitly: a stored pair rotated moments ago would answer by itself.)
+        let renewed = call(
+            &restarted,
+            TOOL,
+            json!({"grant_type": "refresh_token", "refresh_token": field(&after, "refresh_token")}),
+        )
+        .await;
         if after != before || !rotated_upstream {
             tokens_of(&renewed);
         } else {
@@ -731,6 +737,57 @@ async fn without_a_reuse_window_three_processes_still_refresh_the_stored_pair_on
     }
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_storm_of_stored_pair_refreshes_across_three_processes_rotates_once() {
+    let emulator = start_emulator(EmulatorConfig::generated()).await;
+    let dir = StoreDir::new();
+    let launch = launch(&emulator, &dir.file());
+    let mut processes = Vec::new();
+    for _ in 0..3 {
+        processes.push(stdio_client(&launch).await);
+    }
+    let first = first_pair(&processes[0].0, &emulator).await;
+    // The pair must be older than a fresh one for the storm to need a rotation at all.
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+
+    // 51 callers over about 150 ms, no upstream delay: many arrive after the first rotation
+    // has landed, and still ask for the same logical refresh.
+    let refresh = json!({"grant_type": "refresh_token"});
+    let calls = (0..51).map(|n| {
+        let client = &processes[n % 3].0;
+        let refresh = refresh.clone();
+        async move {
+            tokio::time::sleep(Duration::from_millis(3 * n as u64)).await;
+            call(client, TOOL, refresh).await
+        }
+    });
+    let results = futures::future::join_all(calls).await;
+    let failed: Vec<String> = results
+        .iter()
+        .filter(|result| is_error(result))
+        .map(text)
+        .collect();
+    assert!(failed.is_empty(), "every caller got a pair: {failed:?}");
+    assert_eq!(
+        emulator.token_requests(GrantType::RefreshToken),
+        1,
+        "one rotation for one storm"
+    );
+    let pairs: Vec<Value> = results.iter().map(tokens_of).collect();
+    assert!(
+        pairs.iter().all(|pair| *pair == pairs[0]),
+        "one pair for all"
+    );
+    assert_ne!(
+        field(&pairs[0], "refresh_token"),
+        field(&first, "refresh_token")
+    );
+    assert_eq!(stored(&dir.file()), pairs[0]);
+    for (client, _) in processes {
+        client.cancel().await.unwrap();
+    }
+}
+
 #[tokio::test]
 async fn a_symlinked_store_path_is_refused() {
     let emulator = start_emulator(EmulatorConfig::generated()).await;
@@ -816,9 +873,10 @@ async fn a_newer_pair_left_in_a_temp_file_by_a_kill_is_recovered() {
     let pair = &mut contents["pairs"][0];
     pair["response"] = Value::String(rotated.text.clone());
     pair["stored_at"] = json!(pair["stored_at"].as_u64().unwrap() + 1);
+    // The kill was a while ago: older than a pair that answers a refresh by itself.
     pair["rotated_from"] = json!([{
         "refresh_token_sha256": procore_token_mcp::store::sha256_hex(&old_refresh),
-        "at_ms": pair["stored_at"].as_u64().unwrap() * 1000,
+        "at_ms": pair["stored_at"].as_u64().unwrap() * 1000 - 10_000,
     }]);
     let orphan = dir.0.join("tokens.json.tmp.4242.1");
     std::fs::write(&orphan, serde_json::to_vec(&contents).unwrap()).unwrap();

@@ -62,8 +62,8 @@ omit both and it fills them in, so the secret never passes through the conversat
 
 const STORE_NOTE: &str = "\n\nThis server keeps a token store: every token response is \
 saved before it is returned. With grant_type=refresh_token you may omit refresh_token and \
-the stored one is used. Concurrent refreshes of one token become a single request, and a \
-retry with a refresh token the store rotated moments ago returns the stored new pair instead \
+the stored one is used, and a pair the store rotated under 2 seconds ago is returned as is. \
+Concurrent refreshes of one token become a single request, and a retry with a refresh token the store rotated moments ago returns the stored new pair instead \
 of failing.";
 
 /// The tool as published in `tools/list`.
