@@ -57,7 +57,7 @@ pub async fn run(args: DemoArgs, shutdown: CancellationToken) -> anyhow::Result<
         client_secret: emulator.client_secret().clone(),
     };
     let procore = ProcoreClient::new(LoginBase::parse(emulator.base_url())?, DEMO_TIMEOUT);
-    let server = ProcoreTokenServer::new(TokenExchange::new(procore, None), Some(held));
+    let server = ProcoreTokenServer::new(TokenExchange::new(procore, None), Some(held))?;
     tracing::info!(
         login_host = emulator.base_url(),
         environment = "local-emulator",

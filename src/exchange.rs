@@ -22,7 +22,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::{
     procore::{GrantType, ProcoreClient, TokenRequest, UpstreamError, UpstreamResponse},
-    secret::Secret,
+    secret::{Secret, SentSecrets},
     store::{
         Rotation, StoreContents, StoreError, StoredPair, TokenStore, credentials_sha256,
         sha256_hex, unix_now_ms, within,
@@ -40,10 +40,12 @@ pub struct StoreSettings {
 #[derive(Debug)]
 pub enum Outcome {
     /// Procore answered (any status). `store_error` is set when a successful answer could
-    /// not be written to the store.
+    /// not be written to the store; `sent` holds the secrets of the request as sent (the
+    /// refresh token may be the one read under the lock, not the caller's).
     Answered {
         response: UpstreamResponse,
         store_error: Option<String>,
+        sent: SentSecrets,
     },
     /// The refresh token was rotated by this store `rotated_secs_ago`; here is the stored
     /// successor pair, exactly as Procore sent it. Nothing was sent.
@@ -249,6 +251,7 @@ async fn fly(
             Ok(response) => Outcome::Answered {
                 response,
                 store_error: None,
+                sent: request.secrets(),
             },
             Err(error) => Outcome::Failed(error),
         };
@@ -317,6 +320,7 @@ async fn fly(
         return Outcome::Answered {
             response,
             store_error: None,
+            sent: request.secrets(),
         };
     }
     let rotated_from = lineage(&contents, &host, &credentials, request, settings, now_ms);
@@ -341,6 +345,7 @@ async fn fly(
     Outcome::Answered {
         response,
         store_error,
+        sent: request.secrets(),
     }
 }
 

@@ -173,7 +173,7 @@ async fn run(config: Config, store: Option<StoreSettings>) -> anyhow::Result<()>
     let procore = ProcoreClient::new(config.login.clone(), config.timeout)
         .with_max_response_bytes(config.max_response_bytes);
     let exchange = TokenExchange::new(procore, store);
-    let server = ProcoreTokenServer::new(exchange, config.held.clone());
+    let server = ProcoreTokenServer::new(exchange, config.held.clone())?;
     let served = match &config.transport {
         TransportConfig::Stdio => transport::stdio::serve(server.clone(), signal_token()).await,
         TransportConfig::Http(http) => {

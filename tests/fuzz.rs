@@ -449,7 +449,8 @@ fn harness() -> &'static Harness {
             let server = ProcoreTokenServer::new(
                 procore_token_mcp::exchange::TokenExchange::new(procore, None),
                 Some(held),
-            );
+            )
+            .unwrap();
             let stdio = PipeClient::start(server.clone()).await;
             let http = HttpClient::start(server.clone()).await;
             (server, stdio, http)

@@ -562,6 +562,58 @@ async fn an_unwritable_directory_is_refused_at_start() {
     assert!(stderr.contains("writable"), "{stderr}");
 }
 
+#[tokio::test]
+async fn a_directory_that_exists_but_cannot_be_entered_is_reported_as_such() {
+    let emulator = start_emulator(EmulatorConfig::generated()).await;
+    let dir = StoreDir::new();
+    let inner = dir.0.join("inner");
+    std::fs::create_dir(&inner).unwrap();
+    // The store's directory exists; its parent may not be entered by the server's user.
+    std::fs::set_permissions(&dir.0, std::fs::Permissions::from_mode(0o000)).unwrap();
+    let output = as_unprivileged(&launch(&emulator, &inner.join("tokens.json")))
+        .output()
+        .await
+        .unwrap();
+    std::fs::set_permissions(&dir.0, std::fs::Permissions::from_mode(0o700)).unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("exists but cannot be entered"), "{stderr}");
+    assert!(!stderr.contains("cannot create"), "{stderr}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_store_that_turns_corrupt_refuses_the_call_and_says_so_once() {
+    let emulator = start_emulator(EmulatorConfig::generated()).await;
+    let dir = StoreDir::new();
+    let server = HttpServer::start(&launch(&emulator, &dir.file())).await;
+    let client = server.legacy_client().await;
+    let first = first_pair(&client, &emulator).await;
+    std::fs::write(dir.file(), b"{\"format\":1,\"pairs\":[tr").unwrap();
+    let result = call(
+        &client,
+        TOOL,
+        json!({"grant_type": "refresh_token", "refresh_token": field(&first, "refresh_token")}),
+    )
+    .await;
+    let message = text(&result);
+    assert!(is_error(&result), "{message}");
+    assert!(
+        message.contains("token store could not be used"),
+        "{message}"
+    );
+    assert_eq!(
+        message.matches("othing was sent to Procore").count(),
+        1,
+        "said once: {message}"
+    );
+    assert_eq!(
+        emulator.token_requests(GrantType::RefreshToken),
+        0,
+        "{message}"
+    );
+    client.cancel().await.unwrap();
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_store_that_becomes_unwritable_loses_nothing() {
     let emulator = start_emulator(EmulatorConfig::generated()).await;

@@ -13,6 +13,8 @@ mod common;
 
 use std::time::{Duration, Instant};
 
+use serde_json::json;
+
 use common::{
     faulty_upstream::{Fault, FaultyUpstream, response},
     *,
@@ -337,5 +339,138 @@ async fn one_server_survives_every_fault_in_a_row_with_flat_memory() {
         after < before + 32 * 1024 && peak < 64 * 1024,
         "resident {before} KiB before, {after} KiB after, peak {peak} KiB"
     );
+    client.cancel().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_200_that_breaks_the_output_schema_is_an_error_quoting_the_body_whole() {
+    // Each body is a 200 the official Python SDK would reject as "Invalid structured
+    // content"; the rule named is the first one the body breaks.
+    for (body, rule) in [
+        (r#"{"access_token":12345}"#, "at /access_token"),
+        (
+            r#"{"access_token":"at-x","refresh_token":"rt-successor-77"}"#,
+            "\"token_type\" is a required property",
+        ),
+        (
+            r#"{"access_token":"at-x","token_type":"bearer","expires_in":"5400"}"#,
+            "at /expires_in",
+        ),
+        (r#"["access_token","token_type"]"#, "not of type \"object\""),
+    ] {
+        fault_then_recovery(
+            Fault::Raw(response(200, &[], body.as_bytes())),
+            refresh("rt-schema-check"),
+            &["HTTP 200", "not a token response", rule, body, "keep it"],
+        )
+        .await;
+    }
+}
+
+#[tokio::test]
+async fn a_token_info_200_that_breaks_the_output_schema_is_an_error() {
+    let upstream = FaultyUpstream::start().await;
+    let server = server_for(&upstream.url).await;
+    let client = server.legacy_client().await;
+    let body = r#"{"resource_owner_id":42,"scopes":"all","expires_in_seconds":7200}"#;
+    upstream.push(Fault::Raw(response(200, &[], body.as_bytes())));
+    let result = call_named(
+        &client,
+        "get_token_info",
+        json!({"access_token": "at-info-1234"}),
+    )
+    .await;
+    let message = text(&result);
+    assert!(is_error(&result), "{message}");
+    assert!(result.structured_content.is_none());
+    assert!(message.contains("at /scopes"), "{message}");
+    assert!(message.contains(body), "the body whole: {message}");
+    client.cancel().await.unwrap();
+}
+
+async fn call_named(
+    client: &Client,
+    name: &'static str,
+    arguments: serde_json::Value,
+) -> rmcp::model::CallToolResult {
+    client
+        .call_tool(rmcp::model::CallToolRequestParams::new(name).with_arguments(args(arguments)))
+        .await
+        .expect("tools/call answered")
+}
+
+/// Every secret `arguments` carry, as the test sent them.
+fn assert_scrubbed(message: &str, secrets: &[&str]) {
+    assert!(message.contains("[redacted]"), "{message}");
+    for secret in secrets {
+        assert!(!message.contains(secret), "{secret} leaked: {message}");
+    }
+}
+
+#[tokio::test]
+async fn an_upstream_echoing_the_request_gets_none_of_its_secrets_into_the_result() {
+    // The token request: an error status, and a 200 that is not a token response.
+    for status in [400, 500, 200] {
+        let message = fault_then_recovery(
+            Fault::Echo(status),
+            refresh("rt-echoed-4411"),
+            &[
+                &format!("HTTP {status}"),
+                "\"grant_type\":\"refresh_token\"",
+                "cid-canary",
+            ],
+        )
+        .await;
+        assert_scrubbed(&message, &["cs-canary-5e1d", "rt-echoed-4411"]);
+    }
+    let message = fault_then_recovery(
+        Fault::Echo(400),
+        authorization_code("code-echoed-8812"),
+        &["HTTP 400", "urn:ietf:wg:oauth:2.0:oob"],
+    )
+    .await;
+    assert_scrubbed(&message, &["cs-canary-5e1d", "code-echoed-8812"]);
+    // Quoted inside a JSON string, the secret reads escaped.
+    let secret = r#"cs-"quoted"-secret-5e1d"#;
+    let echoed = json!({"error": "invalid_client", "received": {"client_secret": secret}});
+    let message = fault_then_recovery(
+        Fault::Raw(response(400, &[], echoed.to_string().as_bytes())),
+        json!({"grant_type": "client_credentials", "client_id": "cid-canary", "client_secret": secret}),
+        &["HTTP 400", "invalid_client:"],
+    )
+    .await;
+    assert_scrubbed(&message, &[secret, r#"cs-\"quoted\"-secret-5e1d"#]);
+
+    // token info sends the access token in a header; revoke sends token and secret.
+    let upstream = FaultyUpstream::start().await;
+    let server = server_for(&upstream.url).await;
+    let client = server.legacy_client().await;
+    upstream.push(Fault::Echo(401));
+    let result = call_named(
+        &client,
+        "get_token_info",
+        json!({"access_token": "at-echoed-5150"}),
+    )
+    .await;
+    assert!(is_error(&result));
+    let message = text(&result);
+    assert!(message.contains("Bearer [redacted]"), "{message}");
+    assert_scrubbed(&message, &["at-echoed-5150"]);
+    let revoke = json!({"token": "rt-revoked-6161", "client_id": "cid-canary", "client_secret": "cs-canary-5e1d"});
+    upstream.push(Fault::Echo(400));
+    let result = call_named(&client, "revoke_token", revoke.clone()).await;
+    assert!(is_error(&result));
+    assert_scrubbed(&text(&result), &["rt-revoked-6161", "cs-canary-5e1d"]);
+    upstream.push(Fault::Echo(200));
+    let result = call_named(&client, "revoke_token", revoke).await;
+    assert!(!is_error(&result), "{}", text(&result));
+    let shown = result.structured_content.as_ref().unwrap()["response"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(shown.contains("POST /oauth/revoke"), "{shown}");
+    assert_scrubbed(&shown, &["rt-revoked-6161", "cs-canary-5e1d"]);
+    assert_scrubbed(&text(&result), &["rt-revoked-6161", "cs-canary-5e1d"]);
+    assert_eq!(upstream.count(), 3, "one request each, never retried");
     client.cancel().await.unwrap();
 }

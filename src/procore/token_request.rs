@@ -2,7 +2,7 @@
 
 use serde_json::{Map, Value};
 
-use crate::secret::Secret;
+use crate::secret::{Secret, SentSecrets};
 
 /// The three grants Procore's token endpoint accepts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -69,6 +69,15 @@ impl TokenRequest {
             body.insert("refresh_token".into(), refresh_token.expose().into());
         }
         Value::Object(body).to_string().into_bytes()
+    }
+
+    /// The secrets this request sends, to scrub from whatever is quoted back.
+    pub fn secrets(&self) -> SentSecrets {
+        SentSecrets::new(
+            std::iter::once(&self.client_secret)
+                .chain(self.code.as_ref())
+                .chain(self.refresh_token.as_ref()),
+        )
     }
 }
 

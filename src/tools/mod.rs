@@ -26,6 +26,7 @@ use rmcp::{
 };
 
 use self::arguments::ArgumentError;
+pub use self::outcome::{OutputShape, ShapeError};
 use crate::{config::HeldCredentials, exchange::TokenExchange, secret::Secret, store::StoreError};
 
 const INSTRUCTIONS: &str = "\
@@ -58,28 +59,43 @@ struct ServerState {
     held: Option<HeldCredentials>,
     capabilities: Capabilities,
     tools: Vec<Tool>,
+    shapes: Shapes,
+}
+
+/// The output schemas of the tools that pass Procore's answers through, compiled once.
+struct Shapes {
+    token: OutputShape,
+    token_info: OutputShape,
 }
 
 impl ProcoreTokenServer {
-    pub fn new(exchange: TokenExchange, held: Option<HeldCredentials>) -> Self {
+    /// `Err` only if a tool's own output schema does not compile (a defect of this server).
+    pub fn new(exchange: TokenExchange, held: Option<HeldCredentials>) -> Result<Self, ShapeError> {
         let capabilities = Capabilities {
             credentials_held: held.is_some(),
             token_store: exchange.store().is_some(),
         };
+        let token = token::definition(capabilities);
+        let token_info = token_info::definition(capabilities);
+        let shapes = Shapes {
+            token: OutputShape::of(&token)?,
+            token_info: OutputShape::of(&token_info)?,
+        };
         let tools = vec![
             authorize::definition(capabilities),
-            token::definition(capabilities),
-            token_info::definition(capabilities),
+            token,
+            token_info,
             revoke::definition(capabilities),
         ];
-        Self {
+        Ok(Self {
             inner: Arc::new(ServerState {
                 exchange,
                 held,
                 capabilities,
                 tools,
+                shapes,
             }),
-        }
+        })
     }
 
     /// Wait for token requests still in flight before the process exits (see
@@ -107,7 +123,8 @@ impl ProcoreTokenServer {
             token::NAME => match token::prepare(arguments, held, state.capabilities.token_store) {
                 Ok(request) => {
                     let grant = request.grant_type.as_str();
-                    let (result, outcome) = token::call(&state.exchange, request).await;
+                    let (result, outcome) =
+                        token::call(&state.exchange, request, &state.shapes.token).await;
                     (result, grant, outcome)
                 }
                 Err(error) => invalid(error),
@@ -118,10 +135,14 @@ impl ProcoreTokenServer {
                     Err(error) => invalid(error),
                 }
             }
-            token_info::NAME => match token_info::call(&state.exchange, arguments, held).await {
-                Ok((result, outcome)) => (result, "-", outcome),
-                Err(error) => invalid(error),
-            },
+            token_info::NAME => {
+                match token_info::call(&state.exchange, arguments, held, &state.shapes.token_info)
+                    .await
+                {
+                    Ok((result, outcome)) => (result, "-", outcome),
+                    Err(error) => invalid(error),
+                }
+            }
             revoke::NAME => match revoke::call(&state.exchange, arguments, held).await {
                 Ok((result, outcome)) => (result, "-", outcome),
                 Err(error) => invalid(error),

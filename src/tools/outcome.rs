@@ -1,16 +1,18 @@
 //! Procore's answers → tool results: the body verbatim on success; on failure an error
 //! result naming the status, quoting the body as received and adding one hint.
 //!
-//! Never rebuilds the JSON the user receives. Error texts carry no secret of the request.
+//! Never rebuilds the JSON the user receives, and never calls a body that breaks the tool's
+//! `outputSchema` a success. Error texts carry no secret of the request: quoted bodies are
+//! scrubbed of what the request sent.
 
 use std::fmt;
 
-use rmcp::model::{CallToolResult, ContentBlock};
+use rmcp::model::{CallToolResult, ContentBlock, Tool};
 use serde_json::Value;
 
 use crate::{
     procore::{GrantType, ProcoreClient, UpstreamError, UpstreamResponse},
-    secret::Secret,
+    secret::{Secret, SentSecrets},
 };
 
 /// The `_meta` key marking a result answered from the token store.
@@ -34,16 +36,67 @@ impl fmt::Display for Request {
     }
 }
 
-/// A 2xx JSON answer becomes the result (verbatim text, parsed structured content); anything
-/// else becomes an error result. `required` names a field the JSON object must have.
+/// A tool's published `outputSchema`, compiled once. No success result may contradict it:
+/// a client that checks structured content against it (the official Python SDK does) would
+/// otherwise reject the result, refresh token and all.
+pub struct OutputShape(jsonschema::Validator);
+
+/// A tool's `outputSchema` that does not compile: a defect of this server, found at start.
+#[derive(Debug, thiserror::Error)]
+#[error("the outputSchema of {tool} does not compile: {reason}")]
+pub struct ShapeError {
+    tool: String,
+    reason: String,
+}
+
+impl OutputShape {
+    pub fn of(tool: &Tool) -> Result<Self, ShapeError> {
+        let error = |reason: String| ShapeError {
+            tool: tool.name.to_string(),
+            reason,
+        };
+        let schema = tool
+            .output_schema
+            .as_ref()
+            .ok_or_else(|| error("the tool has none".into()))?;
+        jsonschema::validator_for(&Value::Object(schema.as_ref().clone()))
+            .map(Self)
+            .map_err(|e| error(e.masked().to_string()))
+    }
+
+    /// How `value` breaks the schema, if it does: where, and which rule (never the value);
+    /// the first few violations, joined.
+    fn violation(&self, value: &Value) -> Option<String> {
+        let violations: Vec<String> = self
+            .0
+            .iter_errors(value)
+            .take(4)
+            .map(|error| {
+                let place = error.instance_path().to_string();
+                let rule = error.masked().to_string();
+                if place.is_empty() {
+                    rule
+                } else {
+                    format!("at {place}: {rule}")
+                }
+            })
+            .collect();
+        (!violations.is_empty()).then(|| violations.join("; "))
+    }
+}
+
+/// A 2xx JSON answer that fits `shape` becomes the result (verbatim text, parsed
+/// structured content); anything else becomes an error result, its body quoted with the
+/// request's `sent` secrets scrubbed out.
 pub fn json_response(
     procore: &ProcoreClient,
     request: Request,
     response: &UpstreamResponse,
-    required: Option<&str>,
+    shape: &OutputShape,
+    sent: &SentSecrets,
 ) -> CallToolResult {
     if !response.status.is_success() {
-        return upstream_status_error(procore, request, response);
+        return upstream_status_error(procore, request, response, sent);
     }
     let origin = procore.base().origin();
     let status = response.status;
@@ -55,36 +108,39 @@ pub fn json_response(
             consumed_note(request)
         ));
     };
-    match verbatim(text, required) {
-        Some(result) => result,
-        None => error_text(format!(
-            "Procore's login host ({origin}) answered HTTP {status} to the {request}, but the \
-             body is not {}. Body as received:\n{text}\n\nHint: check that the login URL \
-             points at a Procore login host.{}",
-            match (request, required) {
-                (Request::Token(_), _) =>
-                    "a token response (a JSON object with access_token)".to_owned(),
-                (_, Some(field)) => format!("the expected JSON object with {field}"),
-                (_, None) => "the expected JSON object".to_owned(),
-            },
-            consumed_note(request)
-        )),
-    }
+    let why = match verbatim(text, shape) {
+        Ok(result) => return result,
+        Err(why) => why,
+    };
+    let expected = match request {
+        Request::Token(_) => "a token response (a JSON object with access_token and token_type)",
+        _ => "the JSON object this tool's output schema describes",
+    };
+    let keep = match request {
+        Request::Token(_) => {
+            " If the body holds a refresh_token, it may be the only one still valid: keep it."
+        }
+        _ => "",
+    };
+    error_text(format!(
+        "Procore's login host ({origin}) answered HTTP {status} to the {request}, but the body \
+         is not {expected} ({why}). Body as received:\n{}\n\nHint: check that the login URL \
+         points at a Procore login host.{keep}{}",
+        sent.scrub(text),
+        consumed_note(request)
+    ))
 }
 
-/// The text verbatim and the parsed object as structured content; `None` unless it is a
-/// JSON object with `required` present.
-fn verbatim(text: &str, required: Option<&str>) -> Option<CallToolResult> {
-    match serde_json::from_str::<Value>(text) {
-        Ok(value @ Value::Object(_))
-            if required.is_none_or(|field| value.get(field).is_some_and(|v| !v.is_null())) =>
-        {
-            let mut result = CallToolResult::structured(value);
-            result.content = vec![ContentBlock::text(text)];
-            Some(result)
-        }
-        _ => None,
+/// The text verbatim and the parsed object as structured content, if it fits `shape`;
+/// otherwise why not.
+fn verbatim(text: &str, shape: &OutputShape) -> Result<CallToolResult, String> {
+    let value = serde_json::from_str::<Value>(text).map_err(|_| "not JSON".to_owned())?;
+    if let Some(violation) = shape.violation(&value) {
+        return Err(violation);
     }
+    let mut result = CallToolResult::structured(value);
+    result.content = vec![ContentBlock::text(text)];
+    Ok(result)
 }
 
 /// A result of this server's own making: the JSON as text and as structured content.
@@ -93,9 +149,9 @@ pub fn summary(value: Value) -> CallToolResult {
 }
 
 /// The stored successor of a refresh token this store rotated moments ago.
-pub fn replayed(body: &Secret, rotated_secs_ago: u64) -> CallToolResult {
-    match verbatim(body.expose(), Some("access_token")) {
-        Some(mut result) => {
+pub fn replayed(body: &Secret, rotated_secs_ago: u64, shape: &OutputShape) -> CallToolResult {
+    match verbatim(body.expose(), shape) {
+        Ok(mut result) => {
             let mut meta = rmcp::model::MetaObject::new();
             meta.0.insert(
                 REPLAYED_META.into(),
@@ -104,7 +160,13 @@ pub fn replayed(body: &Secret, rotated_secs_ago: u64) -> CallToolResult {
             result.meta = Some(meta);
             result
         }
-        None => refused("the stored token pair could not be read back as a token response"),
+        // Quoted whole: it is the caller's own pair, and may hold the only live refresh token.
+        Err(why) => error_text(format!(
+            "Nothing was sent to Procore: the token store's pair for this refresh token \
+             (rotated {rotated_secs_ago} s ago) is not a token response ({why}). Stored body:\n\
+             {}\n\nHint: if it holds a refresh_token, that is the one to use next.",
+            body.expose()
+        )),
     }
 }
 
@@ -122,11 +184,12 @@ pub fn refused(reason: &str) -> CallToolResult {
     error_text(format!("Nothing was sent to Procore: {reason}."))
 }
 
-/// Any non-2xx answer from the login host.
+/// Any non-2xx answer from the login host, its body quoted with `sent` scrubbed out.
 pub fn upstream_status_error(
     procore: &ProcoreClient,
     request: Request,
     response: &UpstreamResponse,
+    sent: &SentSecrets,
 ) -> CallToolResult {
     let origin = procore.base().origin();
     let status = response.status;
@@ -135,7 +198,7 @@ pub fn upstream_status_error(
     let body_shown = if body.trim().is_empty() {
         "(empty body)".to_owned()
     } else {
-        body.into_owned()
+        sent.scrub(&body)
     };
     let hint = hint(procore, request, response);
     error_text(format!(

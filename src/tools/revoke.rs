@@ -11,7 +11,7 @@ use super::{
     outcome::{self, Request},
     stored_access_token,
 };
-use crate::{config::HeldCredentials, exchange::TokenExchange};
+use crate::{config::HeldCredentials, exchange::TokenExchange, secret::SentSecrets};
 
 pub const NAME: &str = "revoke_token";
 const TITLE: &str = "Revoke Token";
@@ -144,9 +144,10 @@ pub async fn call(
         }
     };
     let status = response.status.as_u16().to_string();
+    let sent = SentSecrets::new([&token, &client_secret]);
     if !response.status.is_success() {
         return Ok((
-            outcome::upstream_status_error(procore, Request::Revoke, &response),
+            outcome::upstream_status_error(procore, Request::Revoke, &response, &sent),
             status,
         ));
     }
@@ -157,7 +158,7 @@ pub async fn call(
     let mut result = outcome::summary(json!({
         "revoked": true,
         "removed_from_store": removed,
-        "response": String::from_utf8_lossy(&response.body),
+        "response": sent.scrub(&String::from_utf8_lossy(&response.body)),
     }));
     if let Some(error) = store_note {
         result.content.push(rmcp::model::ContentBlock::text(format!(

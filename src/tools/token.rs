@@ -11,7 +11,7 @@ use super::{
     Behaviour, Capabilities,
     arguments::{ArgumentError, Arguments},
     define, json_object,
-    outcome::{self, Request},
+    outcome::{self, OutputShape, Request},
 };
 use crate::{
     config::HeldCredentials,
@@ -262,7 +262,11 @@ pub fn prepare(
 
 /// Send the request (once, through the exchange) and turn the outcome into the tool result
 /// and a short label for the log line.
-pub async fn call(exchange: &TokenExchange, mut request: TokenRequest) -> (CallToolResult, String) {
+pub async fn call(
+    exchange: &TokenExchange,
+    mut request: TokenRequest,
+    shape: &OutputShape,
+) -> (CallToolResult, String) {
     let from_store =
         request.grant_type == GrantType::RefreshToken && request.refresh_token.is_none();
     if from_store {
@@ -303,13 +307,10 @@ pub async fn call(exchange: &TokenExchange, mut request: TokenRequest) -> (CallT
         Outcome::Answered {
             response,
             store_error,
+            sent,
         } => {
-            let mut result = outcome::json_response(
-                procore,
-                Request::Token(grant),
-                response,
-                Some("access_token"),
-            );
+            let mut result =
+                outcome::json_response(procore, Request::Token(grant), response, shape, sent);
             if let Some(error) = store_error {
                 outcome::warn_unstored(&mut result, error);
             }
@@ -319,7 +320,7 @@ pub async fn call(exchange: &TokenExchange, mut request: TokenRequest) -> (CallT
             body,
             rotated_secs_ago,
         } => (
-            outcome::replayed(body, *rotated_secs_ago),
+            outcome::replayed(body, *rotated_secs_ago, shape),
             "replayed_from_store".into(),
         ),
         Outcome::Failed(error) => (
@@ -327,9 +328,7 @@ pub async fn call(exchange: &TokenExchange, mut request: TokenRequest) -> (CallT
             error.kind().into(),
         ),
         Outcome::StoreUnavailable(error) => (
-            outcome::refused(&format!(
-                "the token store could not be used, so nothing was sent to Procore: {error}"
-            )),
+            outcome::refused(&format!("the token store could not be used: {error}")),
             "store_unavailable".into(),
         ),
     }

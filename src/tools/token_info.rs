@@ -8,10 +8,10 @@ use super::{
     Behaviour, Capabilities, Refusal,
     arguments::{ArgumentError, Arguments},
     define, json_object,
-    outcome::{self, Request},
+    outcome::{self, OutputShape, Request},
     stored_access_token,
 };
-use crate::{config::HeldCredentials, exchange::TokenExchange};
+use crate::{config::HeldCredentials, exchange::TokenExchange, secret::SentSecrets};
 
 pub const NAME: &str = "get_token_info";
 const TITLE: &str = "Get Token Info";
@@ -123,6 +123,7 @@ pub async fn call(
     exchange: &TokenExchange,
     arguments: Option<&JsonObject>,
     held: Option<&HeldCredentials>,
+    shape: &OutputShape,
 ) -> Result<(CallToolResult, String), Refusal> {
     let store = exchange.store().is_some();
     let accepted: &[&str] = if store {
@@ -146,7 +147,13 @@ pub async fn call(
     let procore = exchange.procore();
     Ok(match procore.token_info(&access_token).await {
         Ok(response) => (
-            outcome::json_response(procore, Request::TokenInfo, &response, None),
+            outcome::json_response(
+                procore,
+                Request::TokenInfo,
+                &response,
+                shape,
+                &SentSecrets::new([&access_token]),
+            ),
             response.status.as_u16().to_string(),
         ),
         Err(error) => (

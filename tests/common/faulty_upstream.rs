@@ -30,6 +30,9 @@ pub enum Fault {
     ResetMidBody,
     /// Write these bytes as the whole answer, then close.
     Raw(Vec<u8>),
+    /// Answer with this status and the whole request (head and body) as the body, as a
+    /// debug endpoint or a misconfigured proxy would.
+    Echo(u16),
     /// A 200 with `size` bytes of body, with or without `Content-Length`, written in 64 KiB
     /// pieces until done or the reader goes away; the outcome is kept for [`FaultyUpstream::huge`].
     Huge { size: usize, declared: bool },
@@ -177,7 +180,7 @@ async fn serve(mut stream: TcpStream, shared: Arc<Shared>) {
     let Some(request) = read_request(&mut stream).await else {
         return;
     };
-    shared.requests.lock().unwrap().push(request);
+    shared.requests.lock().unwrap().push(request.clone());
     let fault = shared.script.lock().unwrap().pop_front();
     match fault {
         None => {
@@ -187,6 +190,11 @@ async fn serve(mut stream: TcpStream, shared: Arc<Shared>) {
         }
         Some(Fault::Raw(bytes)) => {
             let _ = stream.write_all(&bytes).await;
+        }
+        Some(Fault::Echo(status)) => {
+            let _ = stream
+                .write_all(&response(status, &[], request.as_bytes()))
+                .await;
         }
         Some(Fault::Hang) => {
             tokio::time::sleep(Duration::from_secs(120)).await;
