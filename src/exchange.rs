@@ -21,19 +21,51 @@ use futures::{FutureExt, future::Shared};
 use tokio_util::task::TaskTracker;
 
 use crate::{
+    clock::{Clock, SystemClock},
     procore::{GrantType, ProcoreClient, TokenRequest, UpstreamError, UpstreamResponse},
     secret::{Secret, SentSecrets},
     store::{
-        Rotation, StoreContents, StoreError, StoredPair, TokenStore, credentials_sha256,
-        sha256_hex, unix_now_ms, within,
+        PairKey, Principal, Rotation, StoreError, StoredPair, TokenStore, credentials_sha256,
+        sha256_hex, within,
     },
 };
 
 /// The token store and how long a consumed refresh token may be answered from it.
 #[derive(Debug, Clone)]
 pub struct StoreSettings {
-    pub store: TokenStore,
+    pub store: Arc<dyn TokenStore>,
     pub reuse_window: Duration,
+}
+
+/// Why the token store could not serve a call. Nothing was sent to Procore.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreFailure {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("the pair stored for {0} was removed while this call waited for the store's lock")]
+    PairRemoved(PairKey),
+    #[error("the pair stored for {0} holds no refresh token")]
+    NoRefreshToken(PairKey),
+}
+
+/// Procore's answer to a revocation and, after a 2xx, whether the stored pair was forgotten
+/// (`Ok(false)`: the store held another pair, or there is no store).
+#[derive(Debug)]
+pub struct Revoked {
+    pub response: UpstreamResponse,
+    pub forgotten: Option<Result<bool, StoreFailure>>,
+}
+
+/// A failure inside this server, not of Procore or of the store.
+#[derive(Debug, thiserror::Error)]
+pub enum InternalError {
+    /// A panic while the flight table was held; nothing was sent.
+    #[error("the flight table is poisoned")]
+    FlightTable,
+    /// The flight's task ended without an outcome; its request may or may not have been
+    /// sent.
+    #[error("the token request task failed: {0}")]
+    Task(String),
 }
 
 /// How one exchange ended. Shared by every caller of the same flight.
@@ -44,7 +76,7 @@ pub enum Outcome {
     /// refresh token may be the one read under the lock, not the caller's).
     Answered {
         response: UpstreamResponse,
-        store_error: Option<String>,
+        store_error: Option<StoreError>,
         sent: SentSecrets,
     },
     /// The refresh token was rotated by this store `rotated_secs_ago`; here is the stored
@@ -53,19 +85,22 @@ pub enum Outcome {
     /// No complete answer came back.
     Failed(UpstreamError),
     /// The store could not be locked or read, so nothing was sent.
-    StoreUnavailable(String),
+    StoreUnavailable(StoreFailure),
+    /// This server failed itself.
+    Internal(InternalError),
 }
 
-type Flight = Shared<futures::future::BoxFuture<'static, Arc<Outcome>>>;
+type SharedFlight = Shared<futures::future::BoxFuture<'static, Arc<Outcome>>>;
 
 /// The gate every token request passes through.
 pub struct TokenExchange {
     procore: Arc<ProcoreClient>,
     store: Option<StoreSettings>,
-    flights: Arc<Mutex<HashMap<String, (u64, Flight)>>>,
+    flights: Arc<Mutex<HashMap<String, (u64, SharedFlight)>>>,
     next_flight: std::sync::atomic::AtomicU64,
     /// Every flight's task, so shutdown can wait for answers still on their way.
     tasks: TaskTracker,
+    clock: Arc<dyn Clock>,
 }
 
 impl TokenExchange {
@@ -76,7 +111,14 @@ impl TokenExchange {
             flights: Arc::default(),
             next_flight: std::sync::atomic::AtomicU64::new(0),
             tasks: TaskTracker::new(),
+            clock: Arc::new(SystemClock),
         }
+    }
+
+    /// The same exchange, telling time by `clock` (the reuse window, rotation ages).
+    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
     }
 
     /// Before the process exits: wait (at most `limit`) for exchanges still in flight, so an
@@ -112,36 +154,89 @@ impl TokenExchange {
         self.procore.base().origin()
     }
 
+    /// The key of `client_id`'s pair at this login host.
+    fn key(&self, client_id: &str) -> PairKey {
+        PairKey::local(self.login_host(), client_id)
+    }
+
     /// The stored pair of `client_id` (or the only pair of this login host when `client_id`
     /// is `None`). `Ok(None)` without a store or without a pair.
-    pub fn stored_pair(&self, client_id: Option<&str>) -> Result<Option<StoredPair>, StoreError> {
+    async fn stored_pair(&self, client_id: Option<&str>) -> Result<Option<StoredPair>, StoreError> {
         let Some(settings) = &self.store else {
             return Ok(None);
         };
-        let contents = settings.store.read()?;
-        let host = self.login_host();
-        Ok(match client_id {
-            Some(client_id) => contents.find(&host, client_id).cloned(),
-            None => contents.only_pair_of(&host).cloned(),
+        match client_id {
+            Some(client_id) => settings.store.load(&self.key(client_id)).await,
+            None => {
+                let host = self.login_host();
+                settings
+                    .store
+                    .only_pair_of(&Principal::local(), &host)
+                    .await
+            }
+        }
+    }
+
+    /// The stored refresh token of `client_id`, for a refresh that omitted it.
+    pub async fn stored_refresh_token(
+        &self,
+        client_id: &str,
+    ) -> Result<Option<Secret>, StoreFailure> {
+        let pair = self.stored_pair(Some(client_id)).await?;
+        Ok(pair.and_then(|pair| pair.refresh_token().cloned()))
+    }
+
+    /// The stored access token of `client_id` (or of the only pair of this login host), for
+    /// a tool whose token argument was omitted.
+    pub async fn stored_access_token(
+        &self,
+        client_id: Option<&str>,
+    ) -> Result<Option<Secret>, StoreFailure> {
+        let pair = self.stored_pair(client_id).await?;
+        Ok(pair.and_then(|pair| pair.access_token().cloned()))
+    }
+
+    /// Ask Procore about `access_token` (`GET /oauth/token/info`). Nothing is stored.
+    pub async fn token_info(
+        &self,
+        access_token: &Secret,
+    ) -> Result<UpstreamResponse, UpstreamError> {
+        self.procore.token_info(access_token).await
+    }
+
+    /// Revoke `token` with Procore (`POST /oauth/revoke`); on success, forget its stored
+    /// pair (see [`Self::forget`]).
+    pub async fn revoke(
+        &self,
+        token: &Secret,
+        client_id: &str,
+        client_secret: &Secret,
+    ) -> Result<Revoked, UpstreamError> {
+        let response = self.procore.revoke(token, client_id, client_secret).await?;
+        let forgotten = if response.status.is_success() {
+            Some(self.forget(client_id, token).await)
+        } else {
+            None
+        };
+        Ok(Revoked {
+            response,
+            forgotten,
         })
     }
 
     /// After a revocation: remove the stored pair of `client_id` if `token` is its access or
     /// refresh token. Whether a pair was removed; `Ok(false)` without a store.
-    pub async fn forget(&self, client_id: &str, token: &Secret) -> Result<bool, StoreError> {
+    async fn forget(&self, client_id: &str, token: &Secret) -> Result<bool, StoreFailure> {
         let Some(settings) = &self.store else {
             return Ok(false);
         };
-        let lock = settings.store.lock(self.lock_patience()).await?;
-        let mut contents = settings.store.read_locked(&lock).await?;
-        let host = self.login_host();
-        let matches = contents.find(&host, client_id).is_some_and(|pair| {
-            pair.token("access_token").as_ref() == Some(token)
-                || pair.token("refresh_token").as_ref() == Some(token)
+        let key = self.key(client_id);
+        let lease = settings.store.lease(&key, self.lock_patience()).await?;
+        let matches = settings.store.load(&key).await?.is_some_and(|pair| {
+            pair.access_token() == Some(token) || pair.refresh_token() == Some(token)
         });
         if matches {
-            contents.remove(&host, client_id);
-            settings.store.write(&contents, &lock).await?;
+            settings.store.remove(&lease).await?;
         }
         Ok(matches)
     }
@@ -175,9 +270,7 @@ impl TokenExchange {
         let key = sha256_hex(&key);
         let flight = {
             let Ok(mut flights) = self.flights.lock() else {
-                return Arc::new(Outcome::StoreUnavailable(
-                    "internal error: the flight table is poisoned".into(),
-                ));
+                return Arc::new(Outcome::Internal(InternalError::FlightTable));
             };
             match flights.get(&key) {
                 Some((_, flight)) => flight.clone(),
@@ -195,12 +288,18 @@ impl TokenExchange {
     }
 
     /// Spawn the flight's task; it removes itself from the table when it lands.
-    fn launch(&self, key: String, id: u64, request: TokenRequest, grant: Grant) -> Flight {
+    fn launch(&self, key: String, id: u64, request: TokenRequest, grant: Grant) -> SharedFlight {
         let procore = self.procore.clone();
         let store = self.store.clone();
+        let clock = self.clock.clone();
         let flights = self.flights.clone();
         let task = self.tasks.spawn(async move {
-            let outcome = Arc::new(fly(&procore, store.as_ref(), request, grant).await);
+            let flight = Flight {
+                procore: &procore,
+                settings: store.as_ref(),
+                clock: clock.as_ref(),
+            };
+            let outcome = Arc::new(flight.fly(request, grant).await);
             if let Ok(mut flights) = flights.lock()
                 && flights.get(&key).is_some_and(|(current, _)| *current == id)
             {
@@ -209,10 +308,8 @@ impl TokenExchange {
             outcome
         });
         async move {
-            task.await.unwrap_or_else(|_| {
-                Arc::new(Outcome::StoreUnavailable(
-                    "internal error: the token request task failed".into(),
-                ))
+            task.await.unwrap_or_else(|error| {
+                Arc::new(Outcome::Internal(InternalError::Task(error.to_string())))
             })
         }
         .boxed()
@@ -239,149 +336,164 @@ fn lock_patience(procore: &ProcoreClient) -> Duration {
     procore.timeout() * 2 + Duration::from_secs(5)
 }
 
-/// One exchange from start to end.
-async fn fly(
-    procore: &ProcoreClient,
-    settings: Option<&StoreSettings>,
-    mut request: TokenRequest,
-    grant: Grant,
-) -> Outcome {
-    let Some(settings) = settings else {
-        return match procore.request_token(&request).await {
-            Ok(response) => Outcome::Answered {
+/// What one exchange works with.
+struct Flight<'a> {
+    procore: &'a ProcoreClient,
+    settings: Option<&'a StoreSettings>,
+    clock: &'a dyn Clock,
+}
+
+impl Flight<'_> {
+    /// One exchange from start to end.
+    async fn fly(&self, request: TokenRequest, grant: Grant) -> Outcome {
+        let Some(settings) = self.settings else {
+            return match self.procore.request_token(&request).await {
+                Ok(response) => Outcome::Answered {
+                    response,
+                    store_error: None,
+                    sent: request.secrets(),
+                },
+                Err(error) => Outcome::Failed(error),
+            };
+        };
+        match self.fly_stored(settings, request, grant).await {
+            Ok(outcome) => outcome,
+            Err(failure) => Outcome::StoreUnavailable(failure),
+        }
+    }
+
+    /// The exchange under the store's lease on the pair: decide from the stored pair, send
+    /// if need be, store the answer before anyone sees it.
+    async fn fly_stored(
+        &self,
+        settings: &StoreSettings,
+        mut request: TokenRequest,
+        grant: Grant,
+    ) -> Result<Outcome, StoreFailure> {
+        let store = &settings.store;
+        let key = PairKey::local(self.procore.base().origin(), &request.client_id);
+        let lease = store.lease(&key, lock_patience(self.procore)).await?;
+        let stored = store.load(&key).await?;
+        let credentials = credentials_sha256(&request.client_id, &request.client_secret);
+        if grant == Grant::StoredPair {
+            let Some(pair) = &stored else {
+                return Err(StoreFailure::PairRemoved(key));
+            };
+            if let Some(replayed) = settled_meanwhile(
+                pair,
+                &credentials,
+                request.refresh_token.as_ref(),
+                self.clock.now_ms(),
+            ) {
+                return Ok(replayed);
+            }
+            // The stored token, as read under the lease, is the one to send.
+            let Some(current) = pair.refresh_token() else {
+                return Err(StoreFailure::NoRefreshToken(key));
+            };
+            request.refresh_token = Some(current.clone());
+        }
+        let request = &request;
+        let window = settings.reuse_window;
+        if let Some(replayed) = replay(
+            stored.as_ref(),
+            &credentials,
+            request,
+            window,
+            self.clock.now_ms(),
+        ) {
+            return Ok(replayed);
+        }
+        let response = match self.procore.request_token(request).await {
+            Ok(response) => response,
+            Err(error) => return Ok(Outcome::Failed(error)),
+        };
+        let now_ms = self.clock.now_ms();
+        let sent = request.secrets();
+        if !response.is_token_response() {
+            return Ok(Outcome::Answered {
                 response,
                 store_error: None,
-                sent: request.secrets(),
-            },
-            Err(error) => Outcome::Failed(error),
-        };
-    };
-    let lock = match settings.store.lock(lock_patience(procore)).await {
-        Ok(lock) => lock,
-        Err(error) => return Outcome::StoreUnavailable(error.to_string()),
-    };
-    let mut contents = match settings.store.read_locked(&lock).await {
-        Ok(contents) => contents,
-        Err(error) => return Outcome::StoreUnavailable(error.to_string()),
-    };
-    let host = procore.base().origin();
-    let credentials = credentials_sha256(&request.client_id, &request.client_secret);
-    if grant == Grant::StoredPair {
-        let Some(pair) = contents.find(&host, &request.client_id) else {
-            return Outcome::StoreUnavailable(format!(
-                "the pair stored for client {} was removed while this call waited for the \
-                 store's lock",
-                request.client_id
-            ));
-        };
-        let current = pair.token("refresh_token");
-        let now_ms = unix_now_ms();
-        // A pair that never rotated (fresh from a code) has only whole seconds; rounding
-        // down makes it look older, which errs towards sending.
-        let rotation_ms = pair.rotated_from.first().map(|rotation| rotation.at_ms);
-        let stored_ms = rotation_ms.unwrap_or(pair.stored_at.saturating_mul(1000));
-        let age_ms = now_ms.saturating_sub(stored_ms);
-        let rotated_meanwhile = current != request.refresh_token;
-        let just_rotated = rotation_ms.is_some() && age_ms < FRESH_PAIR.as_millis() as u64;
-        if (rotated_meanwhile || just_rotated) && pair.credentials_sha256 == credentials {
-            return Outcome::Replayed {
-                body: pair.response.clone(),
-                rotated_secs_ago: age_ms / 1000,
+                sent,
+            });
+        }
+        let rotated_from = lineage(stored.as_ref(), &credentials, request, window, now_ms);
+        let body = Secret::new(String::from_utf8_lossy(&response.body).into_owned());
+        let store_error =
+            match StoredPair::new(key.clone(), body, now_ms / 1000, credentials, rotated_from) {
+                Some(pair) => store.save(&lease, pair).await.err(),
+                None => Some(StoreError::NotAnObject {
+                    location: store.location(),
+                    key,
+                }),
             };
+        drop(lease);
+        if let Some(error) = &store_error {
+            tracing::error!(%error, "a new token pair could not be stored; it is returned to the caller");
         }
-        // The stored token, as read under the lock, is the one to send.
-        match current {
-            Some(current) => request.refresh_token = Some(current),
-            None => {
-                return Outcome::StoreUnavailable(format!(
-                    "the pair stored for client {} holds no refresh token",
-                    request.client_id
-                ));
-            }
-        }
-    }
-    let request = &request;
-    if let Some(replayed) = replay(
-        &contents,
-        &host,
-        &credentials,
-        request,
-        settings,
-        unix_now_ms(),
-    ) {
-        return replayed;
-    }
-    let response = match procore.request_token(request).await {
-        Ok(response) => response,
-        Err(error) => return Outcome::Failed(error),
-    };
-    let now_ms = unix_now_ms();
-    if !response.is_token_response() {
-        return Outcome::Answered {
+        Ok(Outcome::Answered {
             response,
-            store_error: None,
-            sent: request.secrets(),
-        };
-    }
-    let rotated_from = lineage(&contents, &host, &credentials, request, settings, now_ms);
-    let body = String::from_utf8_lossy(&response.body).into_owned();
-    contents.upsert(StoredPair {
-        login_host: host,
-        client_id: request.client_id.clone(),
-        response: Secret::new(body),
-        stored_at: now_ms / 1000,
-        credentials_sha256: credentials,
-        rotated_from,
-    });
-    let store_error = settings
-        .store
-        .write(&contents, &lock)
-        .await
-        .err()
-        .map(|error| error.to_string());
-    if let Some(error) = &store_error {
-        tracing::error!(%error, "a new token pair could not be stored; it is returned to the caller");
-    }
-    Outcome::Answered {
-        response,
-        store_error,
-        sent: request.secrets(),
+            store_error,
+            sent,
+        })
     }
 }
 
-/// The stored successor, when `request` refreshes a token this store rotated recently with
-/// the same client credentials.
+/// For a refresh of "the stored pair" (`sent` is the refresh token the store held when the
+/// call arrived): the stored pair itself, if another caller rotated it while this one
+/// waited, or rotated it less than [`FRESH_PAIR`] ago, with the same client credentials.
+fn settled_meanwhile(
+    pair: &StoredPair,
+    credentials: &str,
+    sent: Option<&Secret>,
+    now_ms: u64,
+) -> Option<Outcome> {
+    // A pair that never rotated (fresh from a code) has only whole seconds; rounding down
+    // makes it look older, which errs towards sending.
+    let rotation_ms = pair.rotated_from.first().map(|rotation| rotation.at_ms);
+    let stored_ms = rotation_ms.unwrap_or(pair.stored_at.saturating_mul(1000));
+    let age_ms = now_ms.saturating_sub(stored_ms);
+    let rotated_meanwhile = pair.refresh_token() != sent;
+    let just_rotated = rotation_ms.is_some() && u128::from(age_ms) < FRESH_PAIR.as_millis();
+    ((rotated_meanwhile || just_rotated) && pair.credentials_sha256 == credentials).then(|| {
+        Outcome::Replayed {
+            body: pair.response().clone(),
+            rotated_secs_ago: age_ms / 1000,
+        }
+    })
+}
+
+/// The stored successor, when `request` refreshes a token this store rotated within
+/// `window` with the same client credentials.
 fn replay(
-    contents: &StoreContents,
-    host: &str,
+    stored: Option<&StoredPair>,
     credentials: &str,
     request: &TokenRequest,
-    settings: &StoreSettings,
+    window: Duration,
     now_ms: u64,
 ) -> Option<Outcome> {
     let refresh_token = request.refresh_token.as_ref()?;
-    if request.grant_type != GrantType::RefreshToken || settings.reuse_window.is_zero() {
+    if request.grant_type != GrantType::RefreshToken || window.is_zero() {
         return None;
     }
-    let pair = contents.find(host, &request.client_id)?;
+    let pair = stored?;
     if pair.credentials_sha256 != credentials {
         return None;
     }
-    let at_ms = pair.rotated_within(refresh_token, settings.reuse_window, now_ms)?;
+    let at_ms = pair.rotated_within(refresh_token, window, now_ms)?;
     Some(Outcome::Replayed {
-        body: pair.response.clone(),
+        body: pair.response().clone(),
         rotated_secs_ago: now_ms.saturating_sub(at_ms) / 1000,
     })
 }
 
 /// The consumed refresh tokens the new pair answers for: the one just used, and, when it was
-/// the stored pair's own refresh token, that pair's recent predecessors.
+/// the stored pair's own refresh token, that pair's predecessors still within `window`.
 fn lineage(
-    contents: &StoreContents,
-    host: &str,
+    stored: Option<&StoredPair>,
     credentials: &str,
     request: &TokenRequest,
-    settings: &StoreSettings,
+    window: Duration,
     now_ms: u64,
 ) -> Vec<Rotation> {
     let (GrantType::RefreshToken, Some(used)) = (request.grant_type, &request.refresh_token) else {
@@ -391,17 +503,275 @@ fn lineage(
         refresh_token_sha256: sha256_hex(used.expose()),
         at_ms: now_ms,
     }];
-    if let Some(previous) = contents.find(host, &request.client_id)
+    if let Some(previous) = stored
         && previous.credentials_sha256 == credentials
-        && previous.token("refresh_token").as_ref() == Some(used)
+        && previous.refresh_token() == Some(used)
     {
         rotations.extend(
             previous
                 .rotated_from
                 .iter()
-                .filter(|rotation| within(rotation.at_ms, settings.reuse_window, now_ms))
+                .filter(|rotation| within(rotation.at_ms, window, now_ms))
                 .cloned(),
         );
     }
     rotations
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicU64, Ordering};
+
+    use axum::{Router, routing::post};
+
+    use super::*;
+    use crate::{clock::ManualClock, procore::LoginBase, store::MemoryStore};
+
+    /// A loopback login host that answers every token request with a new pair
+    /// (`at-N`/`rt-N`), counting them.
+    async fn login_host() -> (String, Arc<AtomicU64>) {
+        let count = Arc::new(AtomicU64::new(0));
+        let counted = count.clone();
+        let app = Router::new().route(
+            "/oauth/token",
+            post(move || {
+                let n = counted.fetch_add(1, Ordering::SeqCst) + 1;
+                async move {
+                    format!(
+                        r#"{{"access_token":"at-{n}","token_type":"bearer","expires_in":5400,"refresh_token":"rt-{n}","created_at":1}}"#
+                    )
+                }
+            }),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        (url, count)
+    }
+
+    struct Setup {
+        exchange: TokenExchange,
+        clock: Arc<ManualClock>,
+        sent: Arc<AtomicU64>,
+    }
+
+    async fn setup(reuse_window: Duration) -> Setup {
+        let (url, sent) = login_host().await;
+        let procore = ProcoreClient::new(LoginBase::parse(&url).unwrap(), Duration::from_secs(5));
+        let clock = Arc::new(ManualClock::at_ms(1_800_000_000_000));
+        let settings = StoreSettings {
+            store: Arc::new(MemoryStore::new()),
+            reuse_window,
+        };
+        let exchange = TokenExchange::new(procore, Some(settings)).with_clock(clock.clone());
+        Setup {
+            exchange,
+            clock,
+            sent,
+        }
+    }
+
+    fn request(grant_type: GrantType, secret: &str, refresh_token: Option<&str>) -> TokenRequest {
+        TokenRequest {
+            grant_type,
+            client_id: "cid".into(),
+            client_secret: Secret::new(secret),
+            code: (grant_type == GrantType::AuthorizationCode).then(|| Secret::new("code-1")),
+            redirect_uri: None,
+            refresh_token: refresh_token.map(Secret::new),
+        }
+    }
+
+    fn refresh(token: &str) -> TokenRequest {
+        request(GrantType::RefreshToken, "secret", Some(token))
+    }
+
+    /// The access token of a token answer, sent or replayed, and whether it was replayed.
+    fn access_token(outcome: &Outcome) -> (String, bool) {
+        let (body, replayed) = match outcome {
+            Outcome::Answered { response, .. } => {
+                (String::from_utf8_lossy(&response.body).into_owned(), false)
+            }
+            Outcome::Replayed { body, .. } => (body.expose().to_owned(), true),
+            other => panic!("not a token answer: {other:?}"),
+        };
+        let value: serde_json::Value = serde_json::from_str(&body).unwrap();
+        (value["access_token"].as_str().unwrap().to_owned(), replayed)
+    }
+
+    #[tokio::test]
+    async fn a_rotated_token_is_answered_from_the_store_until_the_window_closes() {
+        let Setup {
+            exchange,
+            clock,
+            sent,
+        } = setup(Duration::from_secs(120)).await;
+        let first = exchange
+            .exchange(request(GrantType::AuthorizationCode, "secret", None))
+            .await;
+        assert_eq!(access_token(&first), ("at-1".into(), false));
+        let second = exchange.exchange(refresh("rt-1")).await;
+        assert_eq!(access_token(&second), ("at-2".into(), false));
+
+        // The same consumed token, just before the window closes: the stored successor.
+        clock.advance(Duration::from_secs(119));
+        let retry = exchange.exchange(refresh("rt-1")).await;
+        assert_eq!(access_token(&retry), ("at-2".into(), true));
+        assert!(matches!(
+            *retry,
+            Outcome::Replayed {
+                rotated_secs_ago: 119,
+                ..
+            }
+        ));
+        // Other client credentials never get it.
+        let stranger = exchange
+            .exchange(request(GrantType::RefreshToken, "other", Some("rt-1")))
+            .await;
+        assert_eq!(access_token(&stranger), ("at-3".into(), false));
+        assert_eq!(sent.load(Ordering::SeqCst), 3);
+
+        // Just after: forwarded, as Procore would have it.
+        let setup2 = setup(Duration::from_secs(120)).await;
+        let (exchange, clock, sent) = (setup2.exchange, setup2.clock, setup2.sent);
+        exchange
+            .exchange(request(GrantType::AuthorizationCode, "secret", None))
+            .await;
+        exchange.exchange(refresh("rt-1")).await;
+        clock.advance(Duration::from_millis(120_001));
+        let late = exchange.exchange(refresh("rt-1")).await;
+        assert_eq!(access_token(&late), ("at-3".into(), false));
+        assert_eq!(sent.load(Ordering::SeqCst), 3);
+    }
+
+    #[tokio::test]
+    async fn a_pair_answers_for_its_predecessors_still_within_the_window() {
+        let Setup {
+            exchange,
+            clock,
+            sent,
+        } = setup(Duration::from_secs(120)).await;
+        exchange
+            .exchange(request(GrantType::AuthorizationCode, "secret", None))
+            .await;
+        exchange.exchange(refresh("rt-1")).await;
+        clock.advance(Duration::from_secs(100));
+        let third = exchange.exchange(refresh("rt-2")).await;
+        assert_eq!(access_token(&third), ("at-3".into(), false));
+        // rt-1 was consumed 100 s ago, two rotations back: the current pair answers for it.
+        let retry = exchange.exchange(refresh("rt-1")).await;
+        assert_eq!(access_token(&retry), ("at-3".into(), true));
+        // 30 s on, rt-1 is out of the window, rt-2 still in it.
+        clock.advance(Duration::from_secs(30));
+        let retry = exchange.exchange(refresh("rt-2")).await;
+        assert_eq!(access_token(&retry), ("at-3".into(), true));
+        let late = exchange.exchange(refresh("rt-1")).await;
+        assert_eq!(access_token(&late), ("at-4".into(), false));
+        assert_eq!(sent.load(Ordering::SeqCst), 4);
+    }
+
+    #[tokio::test]
+    async fn without_a_window_every_refresh_is_sent() {
+        let Setup { exchange, sent, .. } = setup(Duration::ZERO).await;
+        exchange
+            .exchange(request(GrantType::AuthorizationCode, "secret", None))
+            .await;
+        exchange.exchange(refresh("rt-1")).await;
+        let retry = exchange.exchange(refresh("rt-1")).await;
+        assert_eq!(access_token(&retry), ("at-3".into(), false));
+        assert_eq!(sent.load(Ordering::SeqCst), 3);
+    }
+
+    #[tokio::test]
+    async fn a_refresh_of_the_stored_pair_just_rotated_is_that_pair() {
+        let Setup {
+            exchange,
+            clock,
+            sent,
+        } = setup(Duration::ZERO).await;
+        exchange
+            .exchange(request(GrantType::AuthorizationCode, "secret", None))
+            .await;
+        // Fresh from a code: the stored pair is refreshed.
+        let rotated = exchange.refresh_stored(refresh("rt-1")).await;
+        assert_eq!(access_token(&rotated), ("at-2".into(), false));
+        // Called again within FRESH_PAIR of that rotation: the pair, nothing sent.
+        clock.advance(FRESH_PAIR - Duration::from_millis(1));
+        let again = exchange.refresh_stored(refresh("rt-2")).await;
+        assert_eq!(access_token(&again), ("at-2".into(), true));
+        // A caller that read rt-1 before it waited gets the pair rotated meanwhile.
+        clock.advance(Duration::from_secs(10));
+        let stale = exchange.refresh_stored(refresh("rt-1")).await;
+        assert_eq!(access_token(&stale), ("at-2".into(), true));
+        // After FRESH_PAIR, the stored refresh token is sent.
+        let later = exchange.refresh_stored(refresh("rt-2")).await;
+        assert_eq!(access_token(&later), ("at-3".into(), false));
+        assert_eq!(sent.load(Ordering::SeqCst), 3);
+    }
+
+    #[tokio::test]
+    async fn a_revoked_pair_is_forgotten_only_when_the_token_is_its_own() {
+        let Setup { exchange, .. } = setup(Duration::from_secs(120)).await;
+        exchange
+            .exchange(request(GrantType::AuthorizationCode, "secret", None))
+            .await;
+        assert!(!exchange.forget("cid", &Secret::new("at-9")).await.unwrap());
+        assert!(
+            exchange
+                .stored_refresh_token("cid")
+                .await
+                .unwrap()
+                .is_some()
+        );
+        assert!(exchange.forget("cid", &Secret::new("rt-1")).await.unwrap());
+        assert!(exchange.stored_access_token(None).await.unwrap().is_none());
+    }
+
+    #[test]
+    fn lineage_carries_only_the_stored_pairs_own_predecessors() {
+        let key = PairKey::local("https://login.procore.com", "cid");
+        let credentials = credentials_sha256("cid", &Secret::new("secret"));
+        let old = |token: &str, at_ms| Rotation {
+            refresh_token_sha256: sha256_hex(token),
+            at_ms,
+        };
+        let stored = StoredPair::new(
+            key,
+            Secret::new(r#"{"access_token":"at-2","refresh_token":"rt-2"}"#),
+            100,
+            credentials.clone(),
+            vec![old("rt-1", 100_000), old("rt-0", 10_000)],
+        )
+        .unwrap();
+        let window = Duration::from_secs(120);
+        let rotations = lineage(
+            Some(&stored),
+            &credentials,
+            &refresh("rt-2"),
+            window,
+            200_000,
+        );
+        assert_eq!(
+            rotations,
+            vec![old("rt-2", 200_000), old("rt-1", 100_000)],
+            "rt-0 fell out of the window"
+        );
+        // A token that is not the stored pair's starts a line of its own.
+        let rotations = lineage(
+            Some(&stored),
+            &credentials,
+            &refresh("rt-x"),
+            window,
+            200_000,
+        );
+        assert_eq!(rotations, vec![old("rt-x", 200_000)]);
+        // Other credentials too; and a grant that consumes no refresh token has no line.
+        let other = credentials_sha256("cid", &Secret::new("other"));
+        assert_eq!(
+            lineage(Some(&stored), &other, &refresh("rt-2"), window, 200_000).len(),
+            1
+        );
+        let code = request(GrantType::AuthorizationCode, "secret", None);
+        assert!(lineage(Some(&stored), &credentials, &code, window, 200_000).is_empty());
+    }
 }

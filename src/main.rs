@@ -9,7 +9,7 @@ use procore_token_mcp::{
     exchange::{StoreSettings, TokenExchange},
     logging,
     procore::ProcoreClient,
-    store::TokenStore,
+    store::FileStore,
     tools::ProcoreTokenServer,
     transport,
 };
@@ -119,7 +119,7 @@ fn serve_job(args: &procore_token_mcp::config::ServeArgs) -> anyhow::Result<Job>
 fn open_store(config: &Config) -> anyhow::Result<Option<StoreSettings>> {
     Ok(match &config.token_store {
         Some(path) => Some(StoreSettings {
-            store: TokenStore::open(path)?,
+            store: std::sync::Arc::new(FileStore::open(path)?),
             reuse_window: config.reuse_window,
         }),
         None => None,
@@ -167,7 +167,7 @@ async fn run(config: Config, store: Option<StoreSettings>) -> anyhow::Result<()>
         login_host = %config.login.origin(),
         environment = config.environment,
         credentials_held = config.held.is_some(),
-        token_store = store.as_ref().map(|s| s.store.path().display().to_string()),
+        token_store = store.as_ref().map(|s| s.store.location()),
         "procore-token-mcp starting"
     );
     let procore = ProcoreClient::new(config.login.clone(), config.timeout)

@@ -27,7 +27,11 @@ use rmcp::{
 
 use self::arguments::ArgumentError;
 pub use self::outcome::{OutputShape, ShapeError};
-use crate::{config::HeldCredentials, exchange::TokenExchange, secret::Secret, store::StoreError};
+use crate::{
+    config::HeldCredentials,
+    exchange::{StoreFailure, TokenExchange},
+    secret::Secret,
+};
 
 const INSTRUCTIONS: &str = "\
 This server obtains Procore OAuth 2.0 access tokens. For a user's first sign-in, call \
@@ -183,7 +187,7 @@ pub enum Refusal {
     #[error("Invalid arguments, nothing was sent to Procore: {0}")]
     Arguments(#[from] ArgumentError),
     #[error("Nothing was sent to Procore: the token store could not be read: {0}")]
-    Store(#[from] StoreError),
+    Store(#[from] StoreFailure),
 }
 
 /// A refused call as its result, grant label and outcome label.
@@ -202,22 +206,20 @@ fn invalid(refusal: impl Into<Refusal>) -> (CallToolResult, &'static str, String
 
 /// The stored pair's access token, for a tool whose `argument` was omitted: of `client_id`,
 /// or of the only pair stored for this login host.
-fn stored_access_token(
+async fn stored_access_token(
     exchange: &TokenExchange,
     client_id: Option<&str>,
     argument: &str,
 ) -> Result<Secret, Refusal> {
-    let pair = exchange.stored_pair(client_id)?.ok_or_else(|| {
+    let token = exchange.stored_access_token(client_id).await?;
+    Ok(token.ok_or_else(|| {
         ArgumentError::Invalid(format!(
-            "{argument} is missing and the token store holds no pair for {} at {}; pass \
-             {argument}, or obtain tokens first",
+            "{argument} is missing and the token store holds no access token for {} at {}; \
+             pass {argument}, or obtain tokens first",
             client_id.map_or_else(|| "a single client".to_owned(), |id| format!("client {id}")),
             exchange.login_host()
         ))
-    })?;
-    Ok(pair
-        .token("access_token")
-        .ok_or_else(|| ArgumentError::Invalid("the stored pair has no access_token".into()))?)
+    })?)
 }
 
 /// What a tool's annotations declare about its effect on the world.

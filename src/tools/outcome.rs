@@ -11,6 +11,7 @@ use rmcp::model::{CallToolResult, ContentBlock, Tool};
 use serde_json::Value;
 
 use crate::{
+    exchange::InternalError,
     procore::{GrantType, ProcoreClient, UpstreamError, UpstreamResponse},
     secret::{Secret, SentSecrets},
 };
@@ -237,6 +238,23 @@ pub fn request_failure(request: Request, error: &UpstreamError) -> CallToolResul
          once the host is reachable."
     };
     error_text(format!("The {request} failed: {error}.{consequence}"))
+}
+
+/// A failure inside this server: what it was, and whether the request may have gone out.
+pub fn internal_failure(request: Request, error: &InternalError) -> CallToolResult {
+    let consequence = match error {
+        InternalError::FlightTable => " Nothing was sent to Procore; it is safe to call again.",
+        InternalError::Task(_) => match request {
+            Request::Token(GrantType::RefreshToken) => {
+                " The request may have reached Procore: if the next refresh with this token \
+                 answers invalid_grant, the user must authorize the app again."
+            }
+            _ => " The request may or may not have reached Procore.",
+        },
+    };
+    error_text(format!(
+        "The {request} failed inside this server: {error}.{consequence}"
+    ))
 }
 
 fn hint(procore: &ProcoreClient, request: Request, response: &UpstreamResponse) -> String {

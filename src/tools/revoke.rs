@@ -11,7 +11,11 @@ use super::{
     outcome::{self, Request},
     stored_access_token,
 };
-use crate::{config::HeldCredentials, exchange::TokenExchange, secret::SentSecrets};
+use crate::{
+    config::HeldCredentials,
+    exchange::{Revoked, TokenExchange},
+    secret::SentSecrets,
+};
 
 pub const NAME: &str = "revoke_token";
 const TITLE: &str = "Revoke Token";
@@ -124,7 +128,7 @@ pub async fn call(
     let token = match args.secret("token")? {
         Some(token) => token,
         None if exchange.store().is_some() => {
-            stored_access_token(exchange, Some(&client_id), "token")?
+            stored_access_token(exchange, Some(&client_id), "token").await?
         }
         None => {
             return Err(ArgumentError::Invalid(
@@ -134,8 +138,11 @@ pub async fn call(
         }
     };
     let procore = exchange.procore();
-    let response = match procore.revoke(&token, &client_id, &client_secret).await {
-        Ok(response) => response,
+    let Revoked {
+        response,
+        forgotten,
+    } = match exchange.revoke(&token, &client_id, &client_secret).await {
+        Ok(revoked) => revoked,
         Err(error) => {
             return Ok((
                 outcome::request_failure(Request::Revoke, &error),
@@ -145,15 +152,15 @@ pub async fn call(
     };
     let status = response.status.as_u16().to_string();
     let sent = SentSecrets::new([&token, &client_secret]);
-    if !response.status.is_success() {
-        return Ok((
-            outcome::upstream_status_error(procore, Request::Revoke, &response, &sent),
-            status,
-        ));
-    }
-    let (removed, store_note) = match exchange.forget(&client_id, &token).await {
-        Ok(removed) => (removed, None),
-        Err(error) => (false, Some(error.to_string())),
+    let (removed, store_note) = match forgotten {
+        None => {
+            return Ok((
+                outcome::upstream_status_error(procore, Request::Revoke, &response, &sent),
+                status,
+            ));
+        }
+        Some(Ok(removed)) => (removed, None),
+        Some(Err(error)) => (false, Some(error)),
     };
     let mut result = outcome::summary(json!({
         "revoked": true,

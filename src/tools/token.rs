@@ -270,11 +270,9 @@ pub async fn call(
     let from_store =
         request.grant_type == GrantType::RefreshToken && request.refresh_token.is_none();
     if from_store {
-        match exchange.stored_pair(Some(&request.client_id)) {
-            Ok(Some(pair)) if pair.token("refresh_token").is_some() => {
-                request.refresh_token = pair.token("refresh_token");
-            }
-            Ok(_) => {
+        match exchange.stored_refresh_token(&request.client_id).await {
+            Ok(Some(refresh_token)) => request.refresh_token = Some(refresh_token),
+            Ok(None) => {
                 return (
                     outcome::refused(&format!(
                         "grant_type=refresh_token without refresh_token, and the token store \
@@ -312,7 +310,7 @@ pub async fn call(
             let mut result =
                 outcome::json_response(procore, Request::Token(grant), response, shape, sent);
             if let Some(error) = store_error {
-                outcome::warn_unstored(&mut result, error);
+                outcome::warn_unstored(&mut result, &error.to_string());
             }
             (result, response.status.as_u16().to_string())
         }
@@ -330,6 +328,10 @@ pub async fn call(
         Outcome::StoreUnavailable(error) => (
             outcome::refused(&format!("the token store could not be used: {error}")),
             "store_unavailable".into(),
+        ),
+        Outcome::Internal(error) => (
+            outcome::internal_failure(Request::Token(grant), error),
+            "internal_error".into(),
         ),
     }
 }

@@ -135,7 +135,7 @@ pub async fn call(
     let access_token = match args.secret("access_token")? {
         Some(token) => token,
         None if store => {
-            stored_access_token(exchange, args.client_id(held)?.as_deref(), "access_token")?
+            stored_access_token(exchange, args.client_id(held)?.as_deref(), "access_token").await?
         }
         None => {
             return Err(ArgumentError::Invalid(
@@ -145,7 +145,7 @@ pub async fn call(
         }
     };
     let procore = exchange.procore();
-    Ok(match procore.token_info(&access_token).await {
+    Ok(match exchange.token_info(&access_token).await {
         Ok(response) => (
             outcome::json_response(
                 procore,

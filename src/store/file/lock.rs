@@ -10,7 +10,7 @@ use std::{
 
 use tokio::time::Instant;
 
-use super::StoreError;
+use crate::store::StoreError;
 
 /// How often a waiting process tries the lock again.
 const RETRY_EVERY: Duration = Duration::from_millis(5);
@@ -82,7 +82,7 @@ impl StoreLock {
                 return Attempt::Wait(file);
             }
             Err(TryLockError::WouldBlock) => Err(StoreError::LockTimeout {
-                path: path.to_path_buf(),
+                location: path.display().to_string(),
                 waited: started.elapsed(),
             }),
             Err(TryLockError::Error(source)) => Err(StoreError::Io {
