@@ -1,4 +1,4 @@
-//! Command line and environment → one validated [`Config`].
+//! The server's flags and environment → one validated [`Config`].
 //!
 //! Every flag has an environment variable; the Procore environment presets live here. The
 //! client secret is read from the environment only (a command line is visible to every user
@@ -6,76 +6,22 @@
 
 use std::{net::SocketAddr, path::PathBuf, time::Duration};
 
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::{Args, ValueEnum};
 
 use crate::{
-    demo::DemoArgs,
-    emulator::settings::EmulatorArgs,
-    procore::{LoginBase, LoginBaseError},
+    procore::{ClientCredentials, LoginBase, LoginBaseError},
     secret::Secret,
+    transport::http_config::{
+        DEFAULT_LISTEN, DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_REQUEST_BYTES, DEFAULT_MAX_SESSIONS,
+        DEFAULT_READ_TIMEOUT_SECS, DEFAULT_SESSION_IDLE_SECS, HttpConfig, LOOPBACK_HOSTS,
+        saturating_usize,
+    },
 };
 
 /// The environment variable that holds the application's client id on the server side.
 pub const CLIENT_ID_VAR: &str = "PROCORE_CLIENT_ID";
 /// The environment variable that holds the application's client secret on the server side.
 pub const CLIENT_SECRET_VAR: &str = "PROCORE_CLIENT_SECRET";
-
-/// The address the HTTP transport listens on unless told otherwise.
-pub const DEFAULT_LISTEN: &str = "127.0.0.1:8722";
-
-const HELP_FOOTER: &str = "\
-Server-held credentials (environment only, never on the command line):
-  PROCORE_CLIENT_ID      the application's client id
-  PROCORE_CLIENT_SECRET  the application's client secret
-  When both are set, callers may omit client_id and client_secret and the secret never
-  passes through the model.
-
-Logging goes to stderr; RUST_LOG sets the level (default: info). No secret is ever logged.
-
-Examples:
-  procore-token-mcp                                  stdio, production login host
-  procore-token-mcp --procore-env sandbox            stdio, developer sandbox
-  procore-token-mcp --transport http --listen 127.0.0.1:8722
-                                                     streamable HTTP at /mcp, old SSE at /sse
-  procore-token-mcp demo                             try it all locally, no credentials
-  procore-token-mcp emulator --listen 127.0.0.1:0    a local OAuth emulator for tests
-  MCP_AUTH_TOKEN=… procore-token-mcp --transport http --listen 0.0.0.0:8722
-                                                     every interface; callers send
-                                                     Authorization: Bearer <the token>";
-
-/// `procore-token-mcp`: an MCP server that obtains and renews Procore OAuth 2.0 access tokens.
-#[derive(Debug, Parser)]
-#[command(
-    name = "procore-token-mcp",
-    version,
-    about = "MCP server that obtains and renews Procore OAuth 2.0 access tokens",
-    long_about = "An MCP server whose tool get_or_refresh_an_access_token forwards the \
-                  token request to the Procore login host's /oauth/token and returns \
-                  Procore's token JSON as received; grant_app_authorization, get_token_info \
-                  and revoke_token build the sign-in link, check a token and revoke one. \
-                  Token requests are never retried: authorization codes and refresh tokens \
-                  are single-use.",
-    after_help = HELP_FOOTER,
-    args_conflicts_with_subcommands = true
-)]
-pub struct Cli {
-    #[command(subcommand)]
-    pub command: Option<Command>,
-
-    #[command(flatten)]
-    pub serve: ServeArgs,
-}
-
-/// Subcommands; without one, the server runs.
-#[derive(Debug, Clone, Subcommand)]
-pub enum Command {
-    /// Run a local emulator of Procore's OAuth endpoints (for tests, CI and demos; it is
-    /// not Procore). Prints its URL and its application's credentials at start-up.
-    Emulator(EmulatorArgs),
-    /// Start the local OAuth emulator and this server's HTTP transport pointed at it, both
-    /// on loopback, and print how to try the whole token flow. Runs until Ctrl-C.
-    Demo(DemoArgs),
-}
 
 /// How the server reaches its MCP clients.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -213,18 +159,6 @@ pub struct ServeArgs {
 
 /// The limit on a login host's answer unless told otherwise: 1 MiB.
 pub const DEFAULT_MAX_RESPONSE_BYTES: u64 = 1024 * 1024;
-/// The request body limit of the HTTP transport unless told otherwise: 1 MiB.
-pub const DEFAULT_MAX_REQUEST_BYTES: u64 = 1024 * 1024;
-/// Seconds a client gets for a request's headers, and again for its body (hyper's default).
-pub const DEFAULT_READ_TIMEOUT_SECS: u64 = 30;
-/// Live sessions of each HTTP transport unless told otherwise.
-pub const DEFAULT_MAX_SESSIONS: u64 = 256;
-/// Open HTTP connections unless told otherwise: room for a full set of sessions of both
-/// transports (each old-SSE session and each streamable HTTP GET stream holds one) and
-/// their POSTs, yet a bound on what a connection flood can make the server hold.
-pub const DEFAULT_MAX_CONNECTIONS: u64 = 1024;
-/// Idle seconds before a session closes: rmcp's own session keep-alive default.
-pub const DEFAULT_SESSION_IDLE_SECS: u64 = 300;
 
 /// The shortest bearer token accepted for the HTTP transport.
 pub const MIN_AUTH_TOKEN_CHARS: usize = 16;
@@ -235,56 +169,11 @@ fn parse_secret(value: &str) -> Result<Secret, std::convert::Infallible> {
     Ok(Secret::new(value.trim()))
 }
 
-/// The application's credentials, held by the server so callers need not pass them.
-#[derive(Debug, Clone)]
-pub struct HeldCredentials {
-    pub client_id: String,
-    pub client_secret: Secret,
-}
-
 /// The transport and its settings.
 #[derive(Debug, Clone)]
 pub enum TransportConfig {
     Stdio,
     Http(HttpConfig),
-}
-
-/// Settings of the HTTP listener.
-#[derive(Debug, Clone)]
-pub struct HttpConfig {
-    pub listen: SocketAddr,
-    /// Host names (or host:port) accepted in `Host` and `Origin`; loopback names included.
-    pub allowed_hosts: Vec<String>,
-    /// The bearer token every request must carry; `None` serves without authentication.
-    pub auth_token: Option<Secret>,
-    /// Serving without a token was asked for explicitly (`--allow-unauthenticated`).
-    pub allow_unauthenticated: bool,
-    pub max_request_bytes: usize,
-    /// Time a client gets for a request's headers, and again for its body.
-    pub read_timeout: Duration,
-    /// Most live sessions of each HTTP transport.
-    pub max_sessions: usize,
-    /// Most HTTP connections open at once.
-    pub max_connections: usize,
-    /// A session without traffic for this long is closed.
-    pub session_idle: Duration,
-}
-
-impl HttpConfig {
-    /// Loopback-only settings with the defaults, for a listener on `listen`.
-    pub fn loopback(listen: SocketAddr) -> Self {
-        Self {
-            listen,
-            allowed_hosts: LOOPBACK_HOSTS.iter().map(|h| (*h).to_owned()).collect(),
-            auth_token: None,
-            allow_unauthenticated: false,
-            max_request_bytes: saturating_usize(DEFAULT_MAX_REQUEST_BYTES),
-            read_timeout: Duration::from_secs(DEFAULT_READ_TIMEOUT_SECS),
-            max_sessions: saturating_usize(DEFAULT_MAX_SESSIONS),
-            max_connections: saturating_usize(DEFAULT_MAX_CONNECTIONS),
-            session_idle: Duration::from_secs(DEFAULT_SESSION_IDLE_SECS),
-        }
-    }
 }
 
 /// Everything the server needs, validated.
@@ -296,7 +185,7 @@ pub struct Config {
     pub timeout: Duration,
     /// Largest answer read from the login host.
     pub max_response_bytes: usize,
-    pub held: Option<HeldCredentials>,
+    pub held: Option<ClientCredentials>,
     pub transport: TransportConfig,
     /// The token store's path, when one is configured.
     pub token_store: Option<PathBuf>,
@@ -312,7 +201,7 @@ pub enum ConfigError {
         "{set} is set but {missing} is not: set both to hold the credentials on the server, \
          or neither to have callers pass them"
     )]
-    HalfHeldCredentials {
+    HalfClientCredentials {
         set: &'static str,
         missing: &'static str,
     },
@@ -328,9 +217,6 @@ pub enum ConfigError {
     #[error("the auth token (MCP_AUTH_TOKEN or --auth-token) must be at least {0} characters long")]
     ShortAuthToken(usize),
 }
-
-/// Host names every HTTP listener accepts: the loopback names.
-pub const LOOPBACK_HOSTS: [&str; 3] = ["localhost", "127.0.0.1", "::1"];
 
 impl Config {
     /// Validate flags, reading server-held credentials through `env` (the process
@@ -366,19 +252,19 @@ impl Config {
 
 fn held_credentials(
     env: &impl Fn(&str) -> Option<String>,
-) -> Result<Option<HeldCredentials>, ConfigError> {
+) -> Result<Option<ClientCredentials>, ConfigError> {
     let non_empty = |name| env(name).filter(|value: &String| !value.trim().is_empty());
     match (non_empty(CLIENT_ID_VAR), non_empty(CLIENT_SECRET_VAR)) {
-        (Some(client_id), Some(secret)) => Ok(Some(HeldCredentials {
+        (Some(client_id), Some(secret)) => Ok(Some(ClientCredentials {
             client_id,
             client_secret: Secret::new(secret),
         })),
         (None, None) => Ok(None),
-        (Some(_), None) => Err(ConfigError::HalfHeldCredentials {
+        (Some(_), None) => Err(ConfigError::HalfClientCredentials {
             set: CLIENT_ID_VAR,
             missing: CLIENT_SECRET_VAR,
         }),
-        (None, Some(_)) => Err(ConfigError::HalfHeldCredentials {
+        (None, Some(_)) => Err(ConfigError::HalfClientCredentials {
             set: CLIENT_SECRET_VAR,
             missing: CLIENT_ID_VAR,
         }),
@@ -410,10 +296,6 @@ fn http_config(args: &ServeArgs) -> Result<HttpConfig, ConfigError> {
     })
 }
 
-fn saturating_usize(value: u64) -> usize {
-    usize::try_from(value).unwrap_or(usize::MAX)
-}
-
 fn allowed_hosts(extra: &[String]) -> Result<Vec<String>, ConfigError> {
     let mut hosts: Vec<String> = LOOPBACK_HOSTS.iter().map(|h| (*h).to_owned()).collect();
     for host in extra {
@@ -439,10 +321,17 @@ mod tests {
 
     use super::*;
 
+    /// The server's flags alone, as the command line parses them.
+    #[derive(clap::Parser)]
+    struct Flags {
+        #[command(flatten)]
+        serve: ServeArgs,
+    }
+
     fn args(extra: &[&str]) -> ServeArgs {
         let mut argv = vec!["procore-token-mcp"];
         argv.extend_from_slice(extra);
-        Cli::try_parse_from(argv)
+        <Flags as clap::Parser>::try_parse_from(argv)
             .expect("test arguments parse")
             .serve
     }

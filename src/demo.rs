@@ -10,11 +10,12 @@ use clap::Args;
 use tokio_util::sync::CancellationToken;
 
 use crate::{
-    config::{DEFAULT_LISTEN, HeldCredentials, HttpConfig},
     emulator::{Emulator, EmulatorConfig, RunningEmulator},
     exchange::TokenExchange,
+    procore::ClientCredentials,
     procore::{LoginBase, OOB_REDIRECT_URI, ProcoreClient},
     tools::{ProcoreTokenServer, token},
+    transport::http_config::{DEFAULT_LISTEN, HttpConfig},
     transport::{self, http::MCP_PATH, sse::SSE_PATH},
 };
 
@@ -52,7 +53,7 @@ pub async fn run(args: DemoArgs, shutdown: CancellationToken) -> anyhow::Result<
     let http = HttpConfig::loopback(args.listen);
     let listener = transport::http::bind(&http).await?;
     let mcp_base = format!("http://{}", listener.local_addr()?);
-    let held = HeldCredentials {
+    let held = ClientCredentials {
         client_id: emulator.client_id().to_owned(),
         client_secret: emulator.client_secret().clone(),
     };

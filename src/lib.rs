@@ -7,6 +7,7 @@
 //! Beside that line, [`emulator`] is a local stand-in for the login host (for tests, CI and
 //! [`demo`]); the server reaches it only when pointed at it, never by default.
 
+pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod demo;

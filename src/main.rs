@@ -4,7 +4,8 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use procore_token_mcp::{
-    config::{Cli, Command, Config, TransportConfig},
+    cli::{Cli, Command},
+    config::{Config, TransportConfig},
     demo, emulator,
     exchange::{StoreSettings, TokenExchange},
     logging,

@@ -36,11 +36,12 @@ use common::{TOKEN_BODY, TOOL, canaries::*, sse_client::SseParser};
 use futures::StreamExt;
 use http_body_util::BodyExt;
 use procore_token_mcp::{
-    config::{HeldCredentials, HttpConfig},
+    procore::ClientCredentials,
     procore::{LoginBase, ProcoreClient},
     secret::Secret,
     tools::ProcoreTokenServer,
     transport,
+    transport::http_config::HttpConfig,
 };
 use proptest::{
     prelude::*,
@@ -442,7 +443,7 @@ fn harness() -> &'static Harness {
             tokio::spawn(async move { axum::serve(login_host, app).await });
             let procore =
                 ProcoreClient::new(LoginBase::parse(&url).unwrap(), Duration::from_secs(5));
-            let held = HeldCredentials {
+            let held = ClientCredentials {
                 client_id: "held-id".into(),
                 client_secret: Secret::new(HELD_SECRET),
             };

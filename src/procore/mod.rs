@@ -13,6 +13,15 @@ pub use client::{ProcoreClient, UpstreamError, UpstreamResponse};
 pub use login_base::{LoginBase, LoginBaseError};
 pub use token_request::{GrantType, TokenRequest};
 
+use crate::secret::Secret;
+
+/// The application's credentials, held by the server so callers need not pass them.
+#[derive(Debug, Clone)]
+pub struct ClientCredentials {
+    pub client_id: String,
+    pub client_secret: Secret,
+}
+
 /// The token endpoint (Procore's "Get Or Refresh An Access Token").
 pub const TOKEN_PATH: &str = "/oauth/token";
 /// Procore's "Get Token Info".

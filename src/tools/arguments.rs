@@ -4,7 +4,7 @@
 use rmcp::model::JsonObject;
 use serde_json::Value;
 
-use crate::{config::HeldCredentials, secret::Secret};
+use crate::{procore::ClientCredentials, secret::Secret};
 
 /// A tool's arguments, checked against the names the tool accepts.
 pub struct Arguments<'a> {
@@ -54,7 +54,7 @@ impl<'a> Arguments<'a> {
     /// `client_id`, or the one the server holds.
     pub fn client_id(
         &self,
-        held: Option<&HeldCredentials>,
+        held: Option<&ClientCredentials>,
     ) -> Result<Option<String>, ArgumentError> {
         Ok(self
             .string("client_id")?
@@ -64,7 +64,7 @@ impl<'a> Arguments<'a> {
     /// `client_id` and `client_secret`, each given or else held by the server.
     pub fn client_credentials(
         &self,
-        held: Option<&HeldCredentials>,
+        held: Option<&ClientCredentials>,
     ) -> Result<(String, Secret), ArgumentError> {
         let client_id = self.client_id(held)?;
         let client_secret = self

@@ -12,7 +12,7 @@ use super::{
     define, json_object, outcome,
 };
 use crate::{
-    config::HeldCredentials,
+    procore::ClientCredentials,
     procore::{AUTHORIZE_PATH, LoginBase, OOB_REDIRECT_URI},
 };
 
@@ -125,7 +125,7 @@ fn output_schema() -> JsonObject {
 pub fn call(
     login: &LoginBase,
     arguments: Option<&JsonObject>,
-    held: Option<&HeldCredentials>,
+    held: Option<&ClientCredentials>,
 ) -> Result<CallToolResult, ArgumentError> {
     let args = Arguments::check(arguments, &FIELDS)?;
     let client_id = args.client_id(held)?.ok_or_else(|| {
@@ -192,7 +192,7 @@ mod tests {
     fn needs_a_client_id_unless_held() {
         let login = LoginBase::parse("https://login.procore.com").unwrap();
         assert!(call(&login, None, None).is_err());
-        let held = HeldCredentials {
+        let held = ClientCredentials {
             client_id: "held".into(),
             client_secret: crate::secret::Secret::new("s"),
         };

@@ -28,8 +28,8 @@ use rmcp::{
 use self::arguments::ArgumentError;
 pub use self::outcome::{OutputShape, ShapeError};
 use crate::{
-    config::HeldCredentials,
     exchange::{StoreFailure, TokenExchange},
+    procore::ClientCredentials,
     secret::Secret,
 };
 
@@ -60,7 +60,7 @@ pub struct ProcoreTokenServer {
 
 struct ServerState {
     exchange: TokenExchange,
-    held: Option<HeldCredentials>,
+    held: Option<ClientCredentials>,
     capabilities: Capabilities,
     tools: Vec<Tool>,
     shapes: Shapes,
@@ -74,7 +74,10 @@ struct Shapes {
 
 impl ProcoreTokenServer {
     /// `Err` only if a tool's own output schema does not compile (a defect of this server).
-    pub fn new(exchange: TokenExchange, held: Option<HeldCredentials>) -> Result<Self, ShapeError> {
+    pub fn new(
+        exchange: TokenExchange,
+        held: Option<ClientCredentials>,
+    ) -> Result<Self, ShapeError> {
         let capabilities = Capabilities {
             credentials_held: held.is_some(),
             token_store: exchange.store().is_some(),

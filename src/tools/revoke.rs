@@ -12,8 +12,8 @@ use super::{
     stored_access_token,
 };
 use crate::{
-    config::HeldCredentials,
     exchange::{Revoked, TokenExchange},
+    procore::ClientCredentials,
     secret::SentSecrets,
 };
 
@@ -121,7 +121,7 @@ fn output_schema() -> JsonObject {
 pub async fn call(
     exchange: &TokenExchange,
     arguments: Option<&JsonObject>,
-    held: Option<&HeldCredentials>,
+    held: Option<&ClientCredentials>,
 ) -> Result<(CallToolResult, String), Refusal> {
     let args = Arguments::check(arguments, &FIELDS)?;
     let (client_id, client_secret) = args.client_credentials(held)?;

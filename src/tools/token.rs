@@ -14,8 +14,8 @@ use super::{
     outcome::{self, OutputShape, Request},
 };
 use crate::{
-    config::HeldCredentials,
     exchange::{Outcome, TokenExchange},
+    procore::ClientCredentials,
     procore::{GrantType, OOB_REDIRECT_URI, TokenRequest},
 };
 
@@ -207,7 +207,7 @@ fn output_schema() -> JsonObject {
 /// it from the store.
 pub fn prepare(
     arguments: Option<&JsonObject>,
-    held: Option<&HeldCredentials>,
+    held: Option<&ClientCredentials>,
     token_store: bool,
 ) -> Result<TokenRequest, ArgumentError> {
     let args = Arguments::check(arguments, &FIELDS)?;
@@ -347,8 +347,8 @@ mod tests {
         value.as_object().cloned().unwrap()
     }
 
-    fn held() -> HeldCredentials {
-        HeldCredentials {
+    fn held() -> ClientCredentials {
+        ClientCredentials {
             client_id: "held-id".into(),
             client_secret: Secret::new("held-secret"),
         }

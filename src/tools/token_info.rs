@@ -11,7 +11,7 @@ use super::{
     outcome::{self, OutputShape, Request},
     stored_access_token,
 };
-use crate::{config::HeldCredentials, exchange::TokenExchange, secret::SentSecrets};
+use crate::{exchange::TokenExchange, procore::ClientCredentials, secret::SentSecrets};
 
 pub const NAME: &str = "get_token_info";
 const TITLE: &str = "Get Token Info";
@@ -122,7 +122,7 @@ fn output_schema() -> JsonObject {
 pub async fn call(
     exchange: &TokenExchange,
     arguments: Option<&JsonObject>,
-    held: Option<&HeldCredentials>,
+    held: Option<&ClientCredentials>,
     shape: &OutputShape,
 ) -> Result<(CallToolResult, String), Refusal> {
     let store = exchange.store().is_some();

@@ -36,7 +36,7 @@ use super::{
     request_limits::{self, RequestLimits},
     sse::{self, MESSAGE_PATH, SSE_PATH, SseLimits, SseSessions},
 };
-use crate::{config::HttpConfig, tools::ProcoreTokenServer};
+use crate::{tools::ProcoreTokenServer, transport::http_config::HttpConfig};
 
 /// Path of the streamable HTTP endpoint.
 pub const MCP_PATH: &str = "/mcp";

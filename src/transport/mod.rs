@@ -6,6 +6,7 @@
 pub mod bearer_auth;
 pub mod host_guard;
 pub mod http;
+pub mod http_config;
 pub mod jsonrpc_gate;
 pub mod mcp_sessions;
 pub mod request_limits;
