@@ -429,3 +429,127 @@ fn glama_json_and_license_are_in_place() {
     assert!(read("LICENSE").starts_with("MIT License"));
     assert_eq!(env!("CARGO_PKG_LICENSE"), "MIT");
 }
+
+/// The top-level modules of `src/` (files and folders, without `lib.rs` and `main.rs`) and
+/// the ones each imports through `crate::` outside its tests.
+fn module_graph() -> std::collections::BTreeMap<String, BTreeSet<String>> {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut modules = std::collections::BTreeMap::new();
+    for entry in std::fs::read_dir(&src).unwrap().flatten() {
+        let path = entry.path();
+        let name = path.file_stem().unwrap().to_string_lossy().into_owned();
+        if name == "lib" || name == "main" {
+            continue;
+        }
+        let mut files = Vec::new();
+        let mut pending = vec![path.clone()];
+        while let Some(next) = pending.pop() {
+            if next.is_dir() {
+                pending.extend(
+                    std::fs::read_dir(&next)
+                        .unwrap()
+                        .flatten()
+                        .map(|e| e.path()),
+                );
+            } else if next.extension().is_some_and(|ext| ext == "rs") {
+                files.push(std::fs::read_to_string(&next).unwrap());
+            }
+        }
+        modules.insert(name, files);
+    }
+    let names: BTreeSet<String> = modules.keys().cloned().collect();
+    modules
+        .into_iter()
+        .map(|(name, files)| {
+            let mut imports = BTreeSet::new();
+            for file in files {
+                let code = file.split("#[cfg(test)]").next().unwrap();
+                for (at, _) in code.match_indices("crate::") {
+                    let rest = &code[at + "crate::".len()..];
+                    // `crate::a::…` names one module; `crate::{a::…, b, …}` several: the
+                    // names at the braces' top level.
+                    let found: Vec<String> = if let Some(group) = rest.strip_prefix('{') {
+                        let mut depth = 0;
+                        let mut top = String::new();
+                        for ch in group.chars() {
+                            match ch {
+                                '{' => depth += 1,
+                                '}' if depth == 0 => break,
+                                '}' => depth -= 1,
+                                _ if depth == 0 => top.push(ch),
+                                _ => {}
+                            }
+                        }
+                        top.split(',')
+                            .map(|part| part.trim().split("::").next().unwrap().to_owned())
+                            .collect()
+                    } else {
+                        let word: String = rest
+                            .chars()
+                            .take_while(|c| c.is_alphanumeric() || *c == '_')
+                            .collect();
+                        vec![word]
+                    };
+                    imports.extend(
+                        found
+                            .into_iter()
+                            .filter(|module| names.contains(module) && *module != name),
+                    );
+                }
+            }
+            (name, imports)
+        })
+        .collect()
+}
+
+#[test]
+fn the_top_level_modules_form_a_dag_and_architecture_md_maps_them() {
+    let graph = module_graph();
+    assert!(
+        graph["tools"].contains("exchange"),
+        "the parser sees imports: {graph:?}"
+    );
+    // Depth-first search for a back edge; the path to it is the cycle.
+    fn visit(
+        module: &str,
+        graph: &std::collections::BTreeMap<String, BTreeSet<String>>,
+        path: &mut Vec<String>,
+        done: &mut BTreeSet<String>,
+    ) -> Option<Vec<String>> {
+        if let Some(at) = path.iter().position(|m| m == module) {
+            let mut cycle = path[at..].to_vec();
+            cycle.push(module.to_owned());
+            return Some(cycle);
+        }
+        if done.contains(module) {
+            return None;
+        }
+        path.push(module.to_owned());
+        for next in &graph[module] {
+            if let Some(cycle) = visit(next, graph, path, done) {
+                return Some(cycle);
+            }
+        }
+        path.pop();
+        done.insert(module.to_owned());
+        None
+    }
+    let mut done = BTreeSet::new();
+    for module in graph.keys() {
+        let cycle = visit(module, &graph, &mut Vec::new(), &mut done);
+        assert!(
+            cycle.is_none(),
+            "an import cycle: {}",
+            cycle.unwrap().join(" → ")
+        );
+    }
+    // The tools know the exchange, not the store behind it.
+    assert!(!graph["tools"].contains("store"), "{graph:?}");
+    let architecture = read("ARCHITECTURE.md");
+    for module in graph.keys() {
+        assert!(
+            architecture.contains(&format!("`{module}`")),
+            "ARCHITECTURE.md names the module `{module}`"
+        );
+    }
+}
