@@ -256,8 +256,8 @@ fn held_credentials(
     let non_empty = |name| env(name).filter(|value: &String| !value.trim().is_empty());
     match (non_empty(CLIENT_ID_VAR), non_empty(CLIENT_SECRET_VAR)) {
         (Some(client_id), Some(secret)) => Ok(Some(ClientCredentials {
-            client_id,
-            client_secret: Secret::new(secret),
+            client_id: client_id.into(),
+            client_secret: secret.into(),
         })),
         (None, None) => Ok(None),
         (Some(_), None) => Err(ConfigError::HalfClientCredentials {
@@ -408,7 +408,7 @@ mod tests {
         )
         .unwrap();
         let held = both.held.unwrap();
-        assert_eq!(held.client_id, "id");
+        assert_eq!(held.client_id.as_str(), "id");
         assert_eq!(held.client_secret.expose(), "s3cret");
 
         let half = Config::resolve(&args(&[]), env(&[(CLIENT_ID_VAR, "id")]));

@@ -54,8 +54,8 @@ pub async fn run(args: DemoArgs, shutdown: CancellationToken) -> anyhow::Result<
     let listener = transport::http::bind(&http).await?;
     let mcp_base = format!("http://{}", listener.local_addr()?);
     let held = ClientCredentials {
-        client_id: emulator.client_id().to_owned(),
-        client_secret: emulator.client_secret().clone(),
+        client_id: emulator.client_id().into(),
+        client_secret: emulator.client_secret().expose().into(),
     };
     let procore = ProcoreClient::new(LoginBase::parse(emulator.base_url())?, DEMO_TIMEOUT);
     let server = ProcoreTokenServer::new(TokenExchange::new(procore, None), Some(held))?;

@@ -22,6 +22,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::{
     clock::{Clock, SystemClock},
+    oauth::{AccessToken, ClientId, ClientSecret, RefreshToken, RevocableToken},
     procore::{GrantType, ProcoreClient, TokenRequest, UpstreamError, UpstreamResponse},
     secret::{Secret, SentSecrets},
     store::{
@@ -155,13 +156,16 @@ impl TokenExchange {
     }
 
     /// The key of `client_id`'s pair at this login host.
-    fn key(&self, client_id: &str) -> PairKey {
-        PairKey::local(self.login_host(), client_id)
+    fn key(&self, client_id: &ClientId) -> PairKey {
+        PairKey::local(self.login_host(), client_id.as_str())
     }
 
     /// The stored pair of `client_id` (or the only pair of this login host when `client_id`
     /// is `None`). `Ok(None)` without a store or without a pair.
-    async fn stored_pair(&self, client_id: Option<&str>) -> Result<Option<StoredPair>, StoreError> {
+    async fn stored_pair(
+        &self,
+        client_id: Option<&ClientId>,
+    ) -> Result<Option<StoredPair>, StoreError> {
         let Some(settings) = &self.store else {
             return Ok(None);
         };
@@ -180,8 +184,8 @@ impl TokenExchange {
     /// The stored refresh token of `client_id`, for a refresh that omitted it.
     pub async fn stored_refresh_token(
         &self,
-        client_id: &str,
-    ) -> Result<Option<Secret>, StoreFailure> {
+        client_id: &ClientId,
+    ) -> Result<Option<RefreshToken>, StoreFailure> {
         let pair = self.stored_pair(Some(client_id)).await?;
         Ok(pair.and_then(|pair| pair.refresh_token().cloned()))
     }
@@ -190,8 +194,8 @@ impl TokenExchange {
     /// a tool whose token argument was omitted.
     pub async fn stored_access_token(
         &self,
-        client_id: Option<&str>,
-    ) -> Result<Option<Secret>, StoreFailure> {
+        client_id: Option<&ClientId>,
+    ) -> Result<Option<AccessToken>, StoreFailure> {
         let pair = self.stored_pair(client_id).await?;
         Ok(pair.and_then(|pair| pair.access_token().cloned()))
     }
@@ -199,7 +203,7 @@ impl TokenExchange {
     /// Ask Procore about `access_token` (`GET /oauth/token/info`). Nothing is stored.
     pub async fn token_info(
         &self,
-        access_token: &Secret,
+        access_token: &AccessToken,
     ) -> Result<UpstreamResponse, UpstreamError> {
         self.procore.token_info(access_token).await
     }
@@ -208,9 +212,9 @@ impl TokenExchange {
     /// pair (see [`Self::forget`]).
     pub async fn revoke(
         &self,
-        token: &Secret,
-        client_id: &str,
-        client_secret: &Secret,
+        token: &RevocableToken,
+        client_id: &ClientId,
+        client_secret: &ClientSecret,
     ) -> Result<Revoked, UpstreamError> {
         let response = self.procore.revoke(token, client_id, client_secret).await?;
         let forgotten = if response.status.is_success() {
@@ -226,14 +230,22 @@ impl TokenExchange {
 
     /// After a revocation: remove the stored pair of `client_id` if `token` is its access or
     /// refresh token. Whether a pair was removed; `Ok(false)` without a store.
-    async fn forget(&self, client_id: &str, token: &Secret) -> Result<bool, StoreFailure> {
+    async fn forget(
+        &self,
+        client_id: &ClientId,
+        token: &RevocableToken,
+    ) -> Result<bool, StoreFailure> {
         let Some(settings) = &self.store else {
             return Ok(false);
         };
         let key = self.key(client_id);
         let lease = settings.store.lease(&key, self.lock_patience()).await?;
         let matches = settings.store.load(&key).await?.is_some_and(|pair| {
-            pair.access_token() == Some(token) || pair.refresh_token() == Some(token)
+            pair.access_token()
+                .is_some_and(|t| token.is_access_token(t))
+                || pair
+                    .refresh_token()
+                    .is_some_and(|t| token.is_refresh_token(t))
         });
         if matches {
             settings.store.remove(&lease).await?;
@@ -371,7 +383,7 @@ impl Flight<'_> {
         grant: Grant,
     ) -> Result<Outcome, StoreFailure> {
         let store = &settings.store;
-        let key = PairKey::local(self.procore.base().origin(), &request.client_id);
+        let key = PairKey::local(self.procore.base().origin(), request.client_id.as_str());
         let lease = store.lease(&key, lock_patience(self.procore)).await?;
         let stored = store.load(&key).await?;
         let credentials = credentials_sha256(&request.client_id, &request.client_secret);
@@ -445,7 +457,7 @@ impl Flight<'_> {
 fn settled_meanwhile(
     pair: &StoredPair,
     credentials: &str,
-    sent: Option<&Secret>,
+    sent: Option<&RefreshToken>,
     now_ms: u64,
 ) -> Option<Outcome> {
     // A pair that never rotated (fresh from a code) has only whole seconds; rounding down
@@ -575,10 +587,10 @@ mod tests {
         TokenRequest {
             grant_type,
             client_id: "cid".into(),
-            client_secret: Secret::new(secret),
-            code: (grant_type == GrantType::AuthorizationCode).then(|| Secret::new("code-1")),
+            client_secret: secret.into(),
+            code: (grant_type == GrantType::AuthorizationCode).then(|| "code-1".into()),
             redirect_uri: None,
-            refresh_token: refresh_token.map(Secret::new),
+            refresh_token: refresh_token.map(RefreshToken::new),
         }
     }
 
@@ -715,22 +727,17 @@ mod tests {
         exchange
             .exchange(request(GrantType::AuthorizationCode, "secret", None))
             .await;
-        assert!(!exchange.forget("cid", &Secret::new("at-9")).await.unwrap());
-        assert!(
-            exchange
-                .stored_refresh_token("cid")
-                .await
-                .unwrap()
-                .is_some()
-        );
-        assert!(exchange.forget("cid", &Secret::new("rt-1")).await.unwrap());
+        let cid = ClientId::new("cid");
+        assert!(!exchange.forget(&cid, &"at-9".into()).await.unwrap());
+        assert!(exchange.stored_refresh_token(&cid).await.unwrap().is_some());
+        assert!(exchange.forget(&cid, &"rt-1".into()).await.unwrap());
         assert!(exchange.stored_access_token(None).await.unwrap().is_none());
     }
 
     #[test]
     fn lineage_carries_only_the_stored_pairs_own_predecessors() {
         let key = PairKey::local("https://login.procore.com", "cid");
-        let credentials = credentials_sha256("cid", &Secret::new("secret"));
+        let credentials = credentials_sha256(&"cid".into(), &"secret".into());
         let old = |token: &str, at_ms| Rotation {
             refresh_token_sha256: sha256_hex(token),
             at_ms,
@@ -766,7 +773,7 @@ mod tests {
         );
         assert_eq!(rotations, vec![old("rt-x", 200_000)]);
         // Other credentials too; and a grant that consumes no refresh token has no line.
-        let other = credentials_sha256("cid", &Secret::new("other"));
+        let other = credentials_sha256(&"cid".into(), &"other".into());
         assert_eq!(
             lineage(Some(&stored), &other, &refresh("rt-2"), window, 200_000).len(),
             1

@@ -14,6 +14,7 @@ pub mod demo;
 pub mod emulator;
 pub mod exchange;
 pub mod logging;
+pub mod oauth;
 pub mod procore;
 pub mod secret;
 pub mod store;

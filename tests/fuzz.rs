@@ -445,7 +445,7 @@ fn harness() -> &'static Harness {
                 ProcoreClient::new(LoginBase::parse(&url).unwrap(), Duration::from_secs(5));
             let held = ClientCredentials {
                 client_id: "held-id".into(),
-                client_secret: Secret::new(HELD_SECRET),
+                client_secret: HELD_SECRET.into(),
             };
             let server = ProcoreTokenServer::new(
                 procore_token_mcp::exchange::TokenExchange::new(procore, None),

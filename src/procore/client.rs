@@ -7,7 +7,7 @@ use reqwest::{Method, StatusCode, header};
 use tokio::{sync::OnceCell, time::Instant};
 
 use super::{LoginBase, REVOKE_PATH, TOKEN_INFO_PATH, TOKEN_PATH, TokenRequest};
-use crate::secret::Secret;
+use crate::oauth::{AccessToken, ClientId, ClientSecret, RevocableToken};
 
 /// Largest upstream body read before the answer is cut off and reported.
 pub const DEFAULT_MAX_RESPONSE_BYTES: usize = 1024 * 1024;
@@ -151,7 +151,7 @@ impl ProcoreClient {
     /// `GET /oauth/token/info` with the access token as bearer.
     pub async fn token_info(
         &self,
-        access_token: &Secret,
+        access_token: &AccessToken,
     ) -> Result<UpstreamResponse, UpstreamError> {
         self.send(
             Method::GET,
@@ -165,13 +165,13 @@ impl ProcoreClient {
     /// `POST /oauth/revoke`: revokes the token and its pair. Sent once.
     pub async fn revoke(
         &self,
-        token: &Secret,
-        client_id: &str,
-        client_secret: &Secret,
+        token: &RevocableToken,
+        client_id: &ClientId,
+        client_secret: &ClientSecret,
     ) -> Result<UpstreamResponse, UpstreamError> {
         let body = serde_json::json!({
             "token": token.expose(),
-            "client_id": client_id,
+            "client_id": client_id.as_str(),
             "client_secret": client_secret.expose(),
         });
         self.send(

@@ -13,13 +13,13 @@ pub use client::{ProcoreClient, UpstreamError, UpstreamResponse};
 pub use login_base::{LoginBase, LoginBaseError};
 pub use token_request::{GrantType, TokenRequest};
 
-use crate::secret::Secret;
+use crate::oauth::{ClientId, ClientSecret};
 
 /// The application's credentials, held by the server so callers need not pass them.
 #[derive(Debug, Clone)]
 pub struct ClientCredentials {
-    pub client_id: String,
-    pub client_secret: Secret,
+    pub client_id: ClientId,
+    pub client_secret: ClientSecret,
 }
 
 /// The token endpoint (Procore's "Get Or Refresh An Access Token").

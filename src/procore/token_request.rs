@@ -2,7 +2,10 @@
 
 use serde_json::{Map, Value};
 
-use crate::secret::{Secret, SentSecrets};
+use crate::{
+    oauth::{AuthorizationCode, ClientId, ClientSecret, RedirectUri, RefreshToken},
+    secret::SentSecrets,
+};
 
 /// The three grants Procore's token endpoint accepts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -45,11 +48,11 @@ impl std::fmt::Display for GrantType {
 #[derive(Debug, Clone)]
 pub struct TokenRequest {
     pub grant_type: GrantType,
-    pub client_id: String,
-    pub client_secret: Secret,
-    pub code: Option<Secret>,
-    pub redirect_uri: Option<String>,
-    pub refresh_token: Option<Secret>,
+    pub client_id: ClientId,
+    pub client_secret: ClientSecret,
+    pub code: Option<AuthorizationCode>,
+    pub redirect_uri: Option<RedirectUri>,
+    pub refresh_token: Option<RefreshToken>,
 }
 
 impl TokenRequest {
@@ -74,9 +77,9 @@ impl TokenRequest {
     /// The secrets this request sends, to scrub from whatever is quoted back.
     pub fn secrets(&self) -> SentSecrets {
         SentSecrets::new(
-            std::iter::once(&self.client_secret)
-                .chain(self.code.as_ref())
-                .chain(self.refresh_token.as_ref()),
+            std::iter::once(self.client_secret.as_secret())
+                .chain(self.code.as_ref().map(AuthorizationCode::as_secret))
+                .chain(self.refresh_token.as_ref().map(RefreshToken::as_secret)),
         )
     }
 }
@@ -90,10 +93,10 @@ mod tests {
         let request = TokenRequest {
             grant_type: GrantType::RefreshToken,
             client_id: "id".into(),
-            client_secret: Secret::new("sec"),
+            client_secret: "sec".into(),
             code: None,
             redirect_uri: None,
-            refresh_token: Some(Secret::new("rt")),
+            refresh_token: Some("rt".into()),
         };
         let body: Value = serde_json::from_slice(&request.to_json()).unwrap();
         assert_eq!(

@@ -20,7 +20,10 @@ use serde_json::Value;
 pub use file::FileStore;
 pub use memory::MemoryStore;
 
-use crate::secret::Secret;
+use crate::{
+    oauth::{AccessToken, ClientId, ClientSecret, RefreshToken},
+    secret::Secret,
+};
 
 /// What a store operation returns: a boxed future, so `dyn TokenStore` works (a box is
 /// nothing next to the network round trip every exchange makes).
@@ -197,8 +200,8 @@ pub struct StoredPair {
     /// The token response exactly as Procore sent it.
     response: Secret,
     /// Its tokens, parsed once.
-    access_token: Option<Secret>,
-    refresh_token: Option<Secret>,
+    access_token: Option<AccessToken>,
+    refresh_token: Option<RefreshToken>,
     /// Unix seconds when it was stored.
     pub stored_at: u64,
     /// Hash of the client credentials that obtained it (a replay must present the same).
@@ -226,8 +229,9 @@ impl StoredPair {
         rotated_from: Vec<Rotation>,
     ) -> Option<Self> {
         let parsed = serde_json::from_str::<Value>(response.expose()).ok()?;
-        let token = |field: &str| parsed.get(field)?.as_str().map(Secret::new);
-        let (access_token, refresh_token) = (token("access_token"), token("refresh_token"));
+        let token = |field: &str| parsed.get(field)?.as_str().map(str::to_owned);
+        let access_token = token("access_token").map(AccessToken::new);
+        let refresh_token = token("refresh_token").map(RefreshToken::new);
         if !parsed.is_object() {
             return None;
         }
@@ -247,11 +251,11 @@ impl StoredPair {
         &self.response
     }
 
-    pub fn access_token(&self) -> Option<&Secret> {
+    pub fn access_token(&self) -> Option<&AccessToken> {
         self.access_token.as_ref()
     }
 
-    pub fn refresh_token(&self) -> Option<&Secret> {
+    pub fn refresh_token(&self) -> Option<&RefreshToken> {
         self.refresh_token.as_ref()
     }
 
@@ -259,7 +263,7 @@ impl StoredPair {
     /// than `window` before `now_ms`.
     pub fn rotated_within(
         &self,
-        refresh_token: &Secret,
+        refresh_token: &RefreshToken,
         window: Duration,
         now_ms: u64,
     ) -> Option<u64> {
@@ -272,7 +276,7 @@ impl StoredPair {
     }
 
     /// Whether this pair's line consumed `refresh_token` (at any time it still remembers).
-    pub fn succeeds(&self, refresh_token: &Secret) -> bool {
+    pub fn succeeds(&self, refresh_token: &RefreshToken) -> bool {
         let hash = sha256_hex(refresh_token.expose());
         self.rotated_from
             .iter()
@@ -296,7 +300,7 @@ pub fn sha256_hex(text: &str) -> String {
 }
 
 /// The hash that ties a stored pair to the client credentials that obtained it.
-pub fn credentials_sha256(client_id: &str, client_secret: &Secret) -> String {
+pub fn credentials_sha256(client_id: &ClientId, client_secret: &ClientSecret) -> String {
     sha256_hex(&format!("{client_id}\n{}", client_secret.expose()))
 }
 
@@ -338,7 +342,7 @@ pub(crate) mod tests {
     #[test]
     fn rotations_are_recognised_within_the_window_only() {
         let stored = pair("a", r#"{"access_token":"x","refresh_token":"y"}"#);
-        let old = Secret::new("old");
+        let old = RefreshToken::new("old");
         assert_eq!(
             stored.rotated_within(&old, Duration::from_secs(120), 150_000),
             Some(100_000)
@@ -348,7 +352,7 @@ pub(crate) mod tests {
             None
         );
         assert!(stored.succeeds(&old));
-        assert!(!stored.succeeds(&Secret::new("y")));
+        assert!(!stored.succeeds(&RefreshToken::new("y")));
     }
 
     #[test]

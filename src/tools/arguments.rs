@@ -4,7 +4,10 @@
 use rmcp::model::JsonObject;
 use serde_json::Value;
 
-use crate::{procore::ClientCredentials, secret::Secret};
+use crate::{
+    oauth::{ClientId, ClientSecret},
+    procore::ClientCredentials,
+};
 
 /// A tool's arguments, checked against the names the tool accepts.
 pub struct Arguments<'a> {
@@ -46,18 +49,19 @@ impl<'a> Arguments<'a> {
         }
     }
 
-    /// A string argument that is a secret; read like [`Arguments::string`].
-    pub fn secret(&self, name: &'static str) -> Result<Option<Secret>, ArgumentError> {
-        Ok(self.string(name)?.map(Secret::new))
+    /// A string argument that is a secret of role `T`; read like [`Arguments::string`].
+    pub fn secret<T: From<String>>(&self, name: &'static str) -> Result<Option<T>, ArgumentError> {
+        Ok(self.string(name)?.map(T::from))
     }
 
     /// `client_id`, or the one the server holds.
     pub fn client_id(
         &self,
         held: Option<&ClientCredentials>,
-    ) -> Result<Option<String>, ArgumentError> {
+    ) -> Result<Option<ClientId>, ArgumentError> {
         Ok(self
             .string("client_id")?
+            .map(ClientId::from)
             .or_else(|| held.map(|h| h.client_id.clone())))
     }
 
@@ -65,10 +69,10 @@ impl<'a> Arguments<'a> {
     pub fn client_credentials(
         &self,
         held: Option<&ClientCredentials>,
-    ) -> Result<(String, Secret), ArgumentError> {
+    ) -> Result<(ClientId, ClientSecret), ArgumentError> {
         let client_id = self.client_id(held)?;
         let client_secret = self
-            .secret("client_secret")?
+            .secret::<ClientSecret>("client_secret")?
             .or_else(|| held.map(|h| h.client_secret.clone()));
         match (client_id, client_secret) {
             (Some(client_id), Some(client_secret)) => Ok((client_id, client_secret)),
@@ -122,7 +126,7 @@ mod tests {
         let args = object(json!({"a": {"nested": "top-secret"}}));
         let err = Arguments::check(Some(&args), &["a"])
             .unwrap()
-            .secret("a")
+            .secret::<ClientSecret>("a")
             .unwrap_err();
         assert_eq!(
             err.to_string(),

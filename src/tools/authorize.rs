@@ -144,14 +144,14 @@ pub fn call(
     let mut url = login.endpoint(AUTHORIZE_PATH);
     url.query_pairs_mut()
         .append_pair("response_type", "code")
-        .append_pair("client_id", &client_id)
+        .append_pair("client_id", client_id.as_str())
         .append_pair("redirect_uri", &redirect_uri)
         .append_pair("state", &state);
     Ok(outcome::summary(json!({
         "authorize_url": url.as_str(),
         "state": state,
         "redirect_uri": redirect_uri,
-        "client_id": client_id,
+        "client_id": client_id.as_str(),
         "code_valid_for_seconds": CODE_LIFETIME_SECS,
     })))
 }
@@ -194,7 +194,7 @@ mod tests {
         assert!(call(&login, None, None).is_err());
         let held = ClientCredentials {
             client_id: "held".into(),
-            client_secret: crate::secret::Secret::new("s"),
+            client_secret: "s".into(),
         };
         let result = call(&login, None, Some(&held)).unwrap();
         assert_eq!(result.structured_content.unwrap()["client_id"], "held");

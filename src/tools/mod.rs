@@ -29,8 +29,8 @@ use self::arguments::ArgumentError;
 pub use self::outcome::{OutputShape, ShapeError};
 use crate::{
     exchange::{StoreFailure, TokenExchange},
+    oauth::{AccessToken, ClientId},
     procore::ClientCredentials,
-    secret::Secret,
 };
 
 const INSTRUCTIONS: &str = "\
@@ -211,9 +211,9 @@ fn invalid(refusal: impl Into<Refusal>) -> (CallToolResult, &'static str, String
 /// or of the only pair stored for this login host.
 async fn stored_access_token(
     exchange: &TokenExchange,
-    client_id: Option<&str>,
+    client_id: Option<&ClientId>,
     argument: &str,
-) -> Result<Secret, Refusal> {
+) -> Result<AccessToken, Refusal> {
     let token = exchange.stored_access_token(client_id).await?;
     Ok(token.ok_or_else(|| {
         ArgumentError::Invalid(format!(

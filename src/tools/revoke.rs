@@ -13,6 +13,7 @@ use super::{
 };
 use crate::{
     exchange::{Revoked, TokenExchange},
+    oauth::RevocableToken,
     procore::ClientCredentials,
     secret::SentSecrets,
 };
@@ -125,10 +126,11 @@ pub async fn call(
 ) -> Result<(CallToolResult, String), Refusal> {
     let args = Arguments::check(arguments, &FIELDS)?;
     let (client_id, client_secret) = args.client_credentials(held)?;
-    let token = match args.secret("token")? {
+    let token: RevocableToken = match args.secret("token")? {
         Some(token) => token,
         None if exchange.store().is_some() => {
-            stored_access_token(exchange, Some(&client_id), "token").await?
+            let access = stored_access_token(exchange, Some(&client_id), "token").await?;
+            RevocableToken::new(access.expose())
         }
         None => {
             return Err(ArgumentError::Invalid(
@@ -151,7 +153,7 @@ pub async fn call(
         }
     };
     let status = response.status.as_u16().to_string();
-    let sent = SentSecrets::new([&token, &client_secret]);
+    let sent = SentSecrets::new([token.as_secret(), client_secret.as_secret()]);
     let (removed, store_note) = match forgotten {
         None => {
             return Ok((

@@ -15,6 +15,7 @@ use super::{
 };
 use crate::{
     exchange::{Outcome, TokenExchange},
+    oauth::{AuthorizationCode, RedirectUri, RefreshToken},
     procore::ClientCredentials,
     procore::{GrantType, OOB_REDIRECT_URI, TokenRequest},
 };
@@ -229,35 +230,44 @@ pub fn prepare(
         })?,
     };
     let (client_id, client_secret) = args.client_credentials(held)?;
-    let request = TokenRequest {
-        grant_type,
-        client_id,
-        client_secret,
-        code: args.secret("code")?,
-        redirect_uri: args.string("redirect_uri")?,
-        refresh_token: args.secret("refresh_token")?,
-    };
+    let code = args.secret::<AuthorizationCode>("code")?;
+    let redirect_uri = args.string("redirect_uri")?;
+    let refresh_token = args.secret::<RefreshToken>("refresh_token")?;
     match grant_type {
-        GrantType::AuthorizationCode if request.code.is_none() => Err(ArgumentError::Invalid(
-            "grant_type=authorization_code needs code: the authorization code the user got \
-             from Procore's /oauth/authorize page"
-                .into(),
-        )),
-        GrantType::AuthorizationCode if request.redirect_uri.is_none() => {
-            Err(ArgumentError::Invalid(format!(
+        GrantType::AuthorizationCode if code.is_none() => {
+            return Err(ArgumentError::Invalid(
+                "grant_type=authorization_code needs code: the authorization code the user got \
+                 from Procore's /oauth/authorize page"
+                    .into(),
+            ));
+        }
+        GrantType::AuthorizationCode if redirect_uri.is_none() => {
+            return Err(ArgumentError::Invalid(format!(
                 "grant_type=authorization_code needs redirect_uri: the same URI used in the \
                  authorize request ({OOB_REDIRECT_URI} for headless apps)"
-            )))
+            )));
         }
-        GrantType::RefreshToken if request.refresh_token.is_none() && !token_store => {
-            Err(ArgumentError::Invalid(
+        GrantType::RefreshToken if refresh_token.is_none() && !token_store => {
+            return Err(ArgumentError::Invalid(
                 "grant_type=refresh_token needs refresh_token: the refresh_token from the \
                  latest token response"
                     .into(),
-            ))
+            ));
         }
-        _ => Ok(request),
+        _ => {}
     }
+    let redirect_uri = redirect_uri
+        .map(|uri| RedirectUri::parse(&uri))
+        .transpose()
+        .map_err(|error| ArgumentError::Invalid(error.to_string()))?;
+    Ok(TokenRequest {
+        grant_type,
+        client_id,
+        client_secret,
+        code,
+        redirect_uri,
+        refresh_token,
+    })
 }
 
 /// Send the request (once, through the exchange) and turn the outcome into the tool result
@@ -341,7 +351,6 @@ mod tests {
     use serde_json::json;
 
     use super::*;
-    use crate::secret::Secret;
 
     fn args(value: serde_json::Value) -> JsonObject {
         value.as_object().cloned().unwrap()
@@ -350,7 +359,7 @@ mod tests {
     fn held() -> ClientCredentials {
         ClientCredentials {
             client_id: "held-id".into(),
-            client_secret: Secret::new("held-secret"),
+            client_secret: "held-secret".into(),
         }
     }
 
@@ -385,7 +394,7 @@ mod tests {
             false,
         )
         .unwrap();
-        assert_eq!(request.client_id, "mine");
+        assert_eq!(request.client_id.as_str(), "mine");
         assert_eq!(request.client_secret.expose(), "held-secret");
     }
 
@@ -403,6 +412,10 @@ mod tests {
             (
                 json!({"grant_type": "refresh_token", "client_id": "a", "client_secret": "b"}),
                 "needs refresh_token",
+            ),
+            (
+                json!({"grant_type": "authorization_code", "client_id": "a", "client_secret": "b", "code": "c", "redirect_uri": "callback"}),
+                "redirect_uri must be an absolute URI",
             ),
             (
                 json!({"grant_type": "password", "client_id": "a", "client_secret": "b"}),

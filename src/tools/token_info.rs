@@ -11,7 +11,9 @@ use super::{
     outcome::{self, OutputShape, Request},
     stored_access_token,
 };
-use crate::{exchange::TokenExchange, procore::ClientCredentials, secret::SentSecrets};
+use crate::{
+    exchange::TokenExchange, oauth::AccessToken, procore::ClientCredentials, secret::SentSecrets,
+};
 
 pub const NAME: &str = "get_token_info";
 const TITLE: &str = "Get Token Info";
@@ -132,10 +134,10 @@ pub async fn call(
         &["access_token"]
     };
     let args = Arguments::check(arguments, accepted)?;
-    let access_token = match args.secret("access_token")? {
+    let access_token: AccessToken = match args.secret("access_token")? {
         Some(token) => token,
         None if store => {
-            stored_access_token(exchange, args.client_id(held)?.as_deref(), "access_token").await?
+            stored_access_token(exchange, args.client_id(held)?.as_ref(), "access_token").await?
         }
         None => {
             return Err(ArgumentError::Invalid(
@@ -152,7 +154,7 @@ pub async fn call(
                 Request::TokenInfo,
                 &response,
                 shape,
-                &SentSecrets::new([&access_token]),
+                &SentSecrets::new([access_token.as_secret()]),
             ),
             response.status.as_u16().to_string(),
         ),
