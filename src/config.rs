@@ -7,10 +7,10 @@
 use std::{net::SocketAddr, path::PathBuf, time::Duration};
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use procore_emulator::settings::EmulatorArgs;
 
 use crate::{
     demo::DemoArgs,
-    emulator::settings::EmulatorArgs,
     procore::{LoginBase, LoginBaseError},
     secret::Secret,
 };

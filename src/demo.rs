@@ -7,13 +7,14 @@
 use std::{io::Write, net::SocketAddr, time::Duration};
 
 use clap::Args;
+use procore_emulator::{Emulator, EmulatorConfig, RunningEmulator};
 use tokio_util::sync::CancellationToken;
 
 use crate::{
     config::{DEFAULT_LISTEN, HeldCredentials, HttpConfig},
-    emulator::{Emulator, EmulatorConfig, RunningEmulator},
     exchange::TokenExchange,
     procore::{LoginBase, OOB_REDIRECT_URI, ProcoreClient},
+    secret::Secret,
     tools::{ProcoreTokenServer, token},
     transport::{self, http::MCP_PATH, sse::SSE_PATH},
 };
@@ -54,7 +55,8 @@ pub async fn run(args: DemoArgs, shutdown: CancellationToken) -> anyhow::Result<
     let mcp_base = format!("http://{}", listener.local_addr()?);
     let held = HeldCredentials {
         client_id: emulator.client_id().to_owned(),
-        client_secret: emulator.client_secret().clone(),
+        // The emulator's secret type is its own; the server holds the value in its own.
+        client_secret: Secret::new(emulator.client_secret().expose()),
     };
     let procore = ProcoreClient::new(LoginBase::parse(emulator.base_url())?, DEMO_TIMEOUT);
     let server = ProcoreTokenServer::new(TokenExchange::new(procore, None), Some(held))?;
