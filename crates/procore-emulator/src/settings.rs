@@ -261,6 +261,16 @@ mod tests {
     }
 
     #[test]
+    fn a_given_secret_is_trimmed_and_stays_out_of_debug_output() {
+        let args = parse(&["--client-secret", " given-secret-canary \n"]).unwrap();
+        let shown = format!("{args:?}");
+        assert!(!shown.contains("given-secret-canary"), "{shown}");
+        assert!(shown.contains("[redacted]"), "{shown}");
+        let config = args.config().unwrap();
+        assert_eq!(config.client_secret.expose(), "given-secret-canary");
+    }
+
+    #[test]
     fn bad_flags_are_refused() {
         assert!(parse(&["--fault-status", "404"]).is_err());
         assert!(parse(&["--fault-retry-after-secs", "3"]).is_err());
