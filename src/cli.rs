@@ -3,7 +3,9 @@
 
 use clap::{Parser, Subcommand};
 
-use crate::{config::ServeArgs, demo::DemoArgs, emulator::settings::EmulatorArgs};
+use procore_emulator::settings::EmulatorArgs;
+
+use crate::{config::ServeArgs, demo::DemoArgs};
 
 const HELP_FOOTER: &str = "\
 Server-held credentials (environment only, never on the command line):

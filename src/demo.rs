@@ -7,10 +7,10 @@
 use std::{io::Write, net::SocketAddr, time::Duration};
 
 use clap::Args;
+use procore_emulator::{Emulator, EmulatorConfig, RunningEmulator};
 use tokio_util::sync::CancellationToken;
 
 use crate::{
-    emulator::{Emulator, EmulatorConfig, RunningEmulator},
     exchange::TokenExchange,
     procore::ClientCredentials,
     procore::{LoginBase, OOB_REDIRECT_URI, ProcoreClient},

@@ -4,14 +4,14 @@
 //! (schema, validation, result mapping) → Procore client (hosts, encoding, timeouts, no
 //! retries) → the Procore login host. Each step knows only the next one.
 //!
-//! Beside that line, [`emulator`] is a local stand-in for the login host (for tests, CI and
-//! [`demo`]); the server reaches it only when pointed at it, never by default.
+//! Beside that line, the `procore-emulator` crate of this workspace is a local stand-in for
+//! the login host (for tests, CI and [`demo`]); the server reaches it only when pointed at
+//! it, never by default.
 
 pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod demo;
-pub mod emulator;
 pub mod exchange;
 pub mod logging;
 pub mod oauth;

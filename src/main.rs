@@ -6,7 +6,7 @@ use clap::Parser;
 use procore_token_mcp::{
     cli::{Cli, Command},
     config::{Config, TransportConfig},
-    demo, emulator,
+    demo,
     exchange::{StoreSettings, TokenExchange},
     logging,
     procore::ProcoreClient,
@@ -20,7 +20,7 @@ use tokio_util::sync::CancellationToken;
 enum Job {
     Serve(Box<Config>, Option<StoreSettings>),
     Emulator {
-        config: emulator::EmulatorConfig,
+        config: procore_emulator::EmulatorConfig,
         secret_given: bool,
     },
     Demo(demo::DemoArgs),
@@ -96,7 +96,9 @@ fn main() -> ExitCode {
             Job::Emulator {
                 config,
                 secret_given,
-            } => emulator::settings::run(config, secret_given, signal_token()).await,
+            } => procore_emulator::settings::run(config, secret_given, signal_token())
+                .await
+                .map_err(anyhow::Error::from),
             Job::Demo(args) => demo::run(args, signal_token()).await,
         }
     });

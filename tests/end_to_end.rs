@@ -3,7 +3,7 @@
 //! local OAuth emulator: a user authorizes out of band and copies the code off the page, the
 //! tool exchanges it, token info confirms the token, the tool refreshes, the old refresh
 //! token then fails, and client credentials work. Then the faults as the tool reports them,
-//! and the `demo` subcommand.
+//! the `emulator` subcommand (its banner, flags and refusals) and the `demo` subcommand.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -14,12 +14,9 @@
 mod common;
 
 use common::{emulator_flow::*, *};
-use procore_token_mcp::{
-    emulator::{
-        DelayFault, DropAfterRefreshFault, EMULATED_USER_ID, EmulatorConfig, Fault,
-        RunningEmulator, StatusFault,
-    },
-    procore::GrantType,
+use procore_emulator::{
+    DelayFault, DropAfterRefreshFault, EMULATED_USER_ID, EmulatorConfig, Fault, GrantType,
+    RunningEmulator, StatusFault,
 };
 use rmcp::{
     ServiceExt,
@@ -428,6 +425,148 @@ async fn status_and_delay_faults_reach_the_caller_as_tool_errors() {
     let retry = refresh_with(&client, &emulator, &refresh_token).await;
     assert!(text(&retry).contains("invalid_grant"), "{}", text(&retry));
     client.cancel().await.unwrap();
+}
+
+#[tokio::test]
+async fn the_emulator_subcommand_prints_a_parseable_banner_and_logs_no_secret() {
+    let mut process = EmulatorProcess::start(&[]).await;
+    let base = process.base.clone();
+    assert!(base.starts_with("http://127.0.0.1:"), "{base}");
+    assert!(!base.ends_with(":0"), "the real port is printed: {base}");
+    assert!(process.client_id.starts_with("demo-"));
+    assert_eq!(
+        process.client_secret.len(),
+        64,
+        "a generated secret is shown"
+    );
+
+    // The printed credentials and authorize URL work for the whole flow.
+    let code = authorize_as_user(&process.authorize_url).await;
+    let creds = json!({"client_id": process.client_id, "client_secret": process.client_secret});
+    let mut body = creds.clone();
+    body["grant_type"] = "authorization_code".into();
+    body["code"] = code.clone().into();
+    body["redirect_uri"] = OOB.into();
+    let first = post_token(&base, &body).await;
+    assert_token_response(&first, true, 5400);
+    let access = first.json()["access_token"].as_str().unwrap().to_owned();
+    let refresh_token = first.json()["refresh_token"].as_str().unwrap().to_owned();
+    assert_eq!(token_info(&base, &access).await.status, 200);
+    let mut body = creds.clone();
+    body["grant_type"] = "refresh_token".into();
+    body["refresh_token"] = refresh_token.clone().into();
+    let second = post_token(&base, &body).await;
+    assert_token_response(&second, true, 5400);
+    let new_refresh = second.json()["refresh_token"].as_str().unwrap().to_owned();
+    let mut body = creds.clone();
+    body["token"] = new_refresh.clone().into();
+    assert_eq!(revoke(&base, &body).await.status, 200);
+    let counted = stats(&base).await;
+    assert_eq!(counted["token_requests"]["total"], 2);
+    assert_eq!(counted["successful_refreshes"], 1);
+
+    // One log line per request, none with a secret.
+    wait_line(&process.logs, "route=\"/oauth/revoke\"").await;
+    let logs = process.logs.text();
+    for route in [
+        "route=\"/oauth/authorize\"",
+        "route=\"/oauth/authorize/{code}\"",
+        "route=\"/oauth/token\"",
+        "route=\"/oauth/token/info\"",
+    ] {
+        assert!(logs.contains(route), "{route} in:\n{logs}");
+    }
+    for secret in [
+        &code,
+        &access,
+        &refresh_token,
+        &new_refresh,
+        &process.client_secret,
+    ] {
+        assert!(
+            !logs.contains(secret.as_str()),
+            "a secret in the logs:\n{logs}"
+        );
+    }
+    assert!(terminate(&mut process.child).await.success());
+}
+
+#[tokio::test]
+async fn the_emulator_subcommand_takes_its_app_ttls_and_faults_from_flags() {
+    let mut process = EmulatorProcess::start(&[
+        "--client-id",
+        "my-app",
+        "--client-secret",
+        "given-secret-canary",
+        "--redirect-uri",
+        "https://app.example/cb",
+        "--access-ttl-secs",
+        "120",
+        "--fault-status",
+        "503",
+        "--fault-retry-after-secs",
+        "4",
+        "--fault-times",
+        "1",
+    ])
+    .await;
+    assert_eq!(process.client_id, "my-app");
+    assert_eq!(
+        process.client_secret, "(given)",
+        "a given secret is not printed"
+    );
+    assert!(!process.stdout.text().contains("given-secret-canary"));
+    let body = json!({"grant_type": "client_credentials", "client_id": "my-app",
+                      "client_secret": "given-secret-canary"});
+    let faulted = post_token(&process.base, &body).await;
+    assert_eq!(faulted.status, 503);
+    assert_eq!(faulted.header("retry-after"), Some("4"));
+    let answer = post_token(&process.base, &body).await;
+    assert_token_response(&answer, false, 120);
+
+    // The registered redirect URI gets the code by redirect.
+    let redirect = Answer::from(
+        http()
+            .get(format!(
+                "{}/oauth/authorize?response_type=code&client_id=my-app&redirect_uri={}&state=s",
+                process.base, "https%3A%2F%2Fapp.example%2Fcb"
+            ))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(redirect.status, 302);
+    assert!(
+        redirect
+            .header("location")
+            .unwrap()
+            .starts_with("https://app.example/cb?code=")
+    );
+    assert!(!process.logs.text().contains("given-secret-canary"));
+    assert!(terminate(&mut process.child).await.success());
+}
+
+#[tokio::test]
+async fn the_emulator_subcommand_refuses_bad_flags() {
+    for (args, expected) in [
+        (vec!["--redirect-uri", "not a url"], "redirect URI"),
+        (vec!["--fault-status", "450"], "not 429 or 500-599"),
+        (vec!["--client-id", " "], "client id"),
+    ] {
+        let mut argv = vec!["emulator", "--listen", "127.0.0.1:0"];
+        argv.extend(args);
+        let output = tokio::process::Command::new(common::BIN)
+            .args(&argv)
+            .env_remove("EMULATOR_CLIENT_ID")
+            .output()
+            .await
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(2), "{argv:?}: {stderr}");
+        assert!(stderr.contains(expected), "{expected:?} in {stderr}");
+        assert!(output.stdout.is_empty());
+    }
 }
 
 async fn http_client(url: &str) -> Client {

@@ -18,9 +18,8 @@ use std::{
 };
 
 use common::{emulator_flow::*, *};
-use procore_token_mcp::{
-    emulator::{DelayFault, DropAfterRefreshFault, EmulatorConfig, Fault, RunningEmulator},
-    procore::GrantType,
+use procore_emulator::{
+    DelayFault, DropAfterRefreshFault, EmulatorConfig, Fault, GrantType, RunningEmulator,
 };
 use rmcp::model::{CallToolRequestParams, CallToolResult};
 use serde_json::{Value, json};

@@ -5,7 +5,7 @@
 
 use std::{process::Stdio, time::Duration};
 
-use procore_token_mcp::emulator::{Emulator, EmulatorConfig, RunningEmulator};
+use procore_emulator::{Emulator, EmulatorConfig, RunningEmulator};
 use reqwest::{StatusCode, header::HeaderMap};
 use serde_json::Value;
 use tokio::process::{Child, Command};
@@ -82,6 +82,39 @@ impl Answer {
                 .starts_with("application/json")
         );
     }
+}
+
+/// Assert a successful token answer: no-store JSON, a long random bearer token that expires
+/// in `expires_in`, `created_at` now, a refresh token iff `with_refresh`, no scope.
+pub fn assert_token_response(answer: &Answer, with_refresh: bool, expires_in: u64) {
+    assert_eq!(answer.status, 200, "{}", answer.text);
+    assert_eq!(answer.header("cache-control"), Some("no-store"));
+    assert!(
+        answer
+            .header("content-type")
+            .unwrap()
+            .starts_with("application/json")
+    );
+    let body = answer.json();
+    let access = body["access_token"].as_str().unwrap();
+    assert!(access.len() >= 32, "long random access token");
+    assert_eq!(body["token_type"], "bearer");
+    assert_eq!(body["expires_in"], expires_in);
+    let created = body["created_at"].as_u64().unwrap();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    assert!(created.abs_diff(now) < 120, "created_at is Unix seconds");
+    match body.get("refresh_token") {
+        Some(Value::String(refresh)) if with_refresh => {
+            assert!(refresh.len() >= 32);
+            assert_ne!(refresh, access);
+        }
+        None if !with_refresh => {}
+        other => panic!("refresh_token {other:?}, wanted one: {with_refresh}"),
+    }
+    assert!(body.get("scope").is_none(), "Procore sends no scope");
 }
 
 /// The user opens `authorize_url` in a browser: follow the redirects to the page at

@@ -26,7 +26,7 @@ use super::{
     request_log::LogNote,
     store::{IssuedTokens, unix_now},
 };
-use crate::procore::GrantType;
+use crate::GrantType;
 
 /// The success body, in Procore's field order.
 #[derive(Serialize)]

@@ -4,7 +4,7 @@
 //! Secrets are compared in constant time and never printed.
 
 use super::request_body::ClientCredentials;
-use crate::{procore::OOB_REDIRECT_URI, secret::Secret};
+use crate::{OOB_REDIRECT_URI, Secret};
 
 /// A registered OAuth application.
 #[derive(Debug, Clone)]

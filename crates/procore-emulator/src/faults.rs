@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Deserializer, Serialize};
 
-use crate::procore::GrantType;
+use crate::GrantType;
 
 /// The faults armed now. The JSON form is what `GET /_emulator/faults` shows.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]

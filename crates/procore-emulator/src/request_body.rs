@@ -9,7 +9,7 @@ use base64::prelude::{BASE64_STANDARD, Engine as _};
 use serde_json::Value;
 
 use super::multipart;
-use crate::secret::Secret;
+use crate::Secret;
 
 /// The parameters of one request.
 #[derive(Debug, Default)]

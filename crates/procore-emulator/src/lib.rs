@@ -1,19 +1,21 @@
-//! A local stand-in for Procore's four OAuth 2.0 Authentication endpoints, for tests, CI
-//! and the demo: `GET /oauth/authorize`, `POST /oauth/token`, `GET /oauth/token/info` and
-//! `POST /oauth/revoke`, with Procore's documented rules (codes single-use for 10 minutes,
-//! refresh tokens single-use with rotation, RFC 6749 §5.2 errors), plus injectable faults and
-//! a loopback-only control endpoint (`/_emulator/faults`, `/_emulator/stats`).
+//! procore-emulator: a local stand-in for Procore's four OAuth 2.0 Authentication
+//! endpoints, for tests, CI and the demo: `GET /oauth/authorize`, `POST /oauth/token`,
+//! `GET /oauth/token/info` and `POST /oauth/revoke`, with Procore's documented rules (codes
+//! single-use for 10 minutes, refresh tokens single-use with rotation, RFC 6749 §5.2 errors),
+//! plus injectable faults and a loopback-only control endpoint (`/_emulator/faults`,
+//! `/_emulator/stats`).
 //!
-//! It is never the default upstream of the real server: the server talks to it only when
-//! pointed at it (`--login-url`, or the `demo` subcommand). State lives in memory; logs
-//! never contain a code, token or secret.
+//! It is not Procore, and never the default upstream of the real server: the server talks to
+//! it only when pointed at it (`--login-url`, or its `demo` subcommand). State lives in
+//! memory; logs never contain a code, token or secret. It has its own types (grant types,
+//! the out-of-band redirect URI, a redacting [`Secret`]) and does not depend on the server,
+//! so it checks the client instead of agreeing with it.
 //!
 //! In-process use (tests, `demo`):
 //!
 //! ```no_run
-//! # async fn example() -> Result<(), procore_token_mcp::emulator::EmulatorError> {
-//! use procore_token_mcp::emulator::{DropAfterRefreshFault, Emulator, EmulatorConfig, Fault};
-//! use procore_token_mcp::procore::GrantType;
+//! # async fn example() -> Result<(), procore_emulator::EmulatorError> {
+//! use procore_emulator::{DropAfterRefreshFault, Emulator, EmulatorConfig, Fault, GrantType};
 //!
 //! let emulator = Emulator::start(EmulatorConfig::generated()).await?;
 //! println!("login host: {}", emulator.base_url());
@@ -35,11 +37,13 @@ mod authorize;
 mod connection;
 mod control;
 mod faults;
+mod grant_type;
 mod multipart;
 mod oauth_error;
 mod request_body;
 mod request_log;
 mod revoke;
+mod secret;
 pub mod settings;
 mod stats;
 mod store;
@@ -63,6 +67,8 @@ use tokio_util::sync::CancellationToken;
 pub use faults::{
     DelayFault, DropAfterRefreshFault, Fault, FaultError, FaultUpdate, Faults, StatusFault,
 };
+pub use grant_type::GrantType;
+pub use secret::{REDACTED, Secret};
 pub use stats::{EmulatorStats, FaultCounts, TokenRequestCounts};
 pub use store::EMULATED_USER_ID;
 
@@ -71,15 +77,14 @@ use self::{
     connection::{ConnectionInfo, DroppableListener},
     store::Store,
 };
-use crate::{
-    procore::{GrantType, OOB_REDIRECT_URI},
-    secret::Secret,
-};
 
 /// Procore's documented lifetime of an authorization code.
 pub const DEFAULT_CODE_TTL: Duration = Duration::from_secs(600);
 /// Procore's documented lifetime of an access token (`expires_in`).
 pub const DEFAULT_ACCESS_TTL: Duration = Duration::from_secs(5400);
+/// The out-of-band redirect URI Procore documents for installed and headless applications:
+/// the authorize page shows the code instead of redirecting to it. Always accepted.
+pub const OOB_REDIRECT_URI: &str = "urn:ietf:wg:oauth:2.0:oob";
 /// Path prefix of the control endpoint.
 pub const CONTROL_PREFIX: &str = "/_emulator";
 

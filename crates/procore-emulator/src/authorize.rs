@@ -13,7 +13,7 @@ use axum::{
 };
 
 use super::{AppState, request_log::LogNote};
-use crate::procore::OOB_REDIRECT_URI;
+use crate::OOB_REDIRECT_URI;
 
 /// The `id` of the element that holds the code on the code page.
 pub const CODE_ELEMENT_ID: &str = "authorization_code";

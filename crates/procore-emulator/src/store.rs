@@ -12,7 +12,7 @@ use std::{
 };
 
 use super::{faults::Faults, stats::EmulatorStats};
-use crate::secret::Secret;
+use crate::Secret;
 
 /// The emulated Procore user who approves every authorization request.
 pub const EMULATED_USER_ID: u64 = 7_000_001;

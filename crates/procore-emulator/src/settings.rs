@@ -15,13 +15,9 @@ use std::{io::Write, net::SocketAddr, time::Duration};
 use clap::Args;
 use tokio_util::sync::CancellationToken;
 
-use super::{
-    DelayFault, DropAfterRefreshFault, Emulator, EmulatorConfig, EmulatorError, Fault,
-    RunningEmulator, StatusFault,
-};
 use crate::{
-    procore::{GrantType, OOB_REDIRECT_URI},
-    secret::Secret,
+    DelayFault, DropAfterRefreshFault, Emulator, EmulatorConfig, EmulatorError, Fault, GrantType,
+    OOB_REDIRECT_URI, RunningEmulator, Secret, StatusFault,
 };
 
 /// Where the emulator listens unless told otherwise.
@@ -40,8 +36,9 @@ pub struct EmulatorArgs {
 
     /// Client secret of the registered application (default: generated, printed at
     /// start-up; a given one is never printed).
-    #[arg(long, env = "EMULATOR_CLIENT_SECRET", hide_env_values = true)]
-    pub client_secret: Option<String>,
+    #[arg(long, env = "EMULATOR_CLIENT_SECRET", hide_env_values = true,
+          value_parser = Secret::parse_trimmed)]
+    pub client_secret: Option<Secret>,
 
     /// The registered redirect URI; urn:ietf:wg:oauth:2.0:oob is always accepted as well.
     #[arg(long, env = "EMULATOR_REDIRECT_URI", default_value = OOB_REDIRECT_URI)]
@@ -135,7 +132,7 @@ impl EmulatorArgs {
             config.client_id = client_id.trim().to_owned();
         }
         if let Some(secret) = &self.client_secret {
-            config.client_secret = Secret::new(secret.trim());
+            config.client_secret = secret.clone();
         }
         for fault in self.faults.faults() {
             config = config.with_fault(fault)?;
@@ -172,7 +169,7 @@ pub async fn run(
     config: EmulatorConfig,
     secret_given: bool,
     shutdown: CancellationToken,
-) -> anyhow::Result<()> {
+) -> Result<(), EmulatorError> {
     if !config.listen.ip().is_loopback() {
         tracing::warn!(
             listen = %config.listen,
@@ -261,6 +258,16 @@ mod tests {
         assert_eq!(status.grant_type, Some(GrantType::RefreshToken));
         assert_eq!(config.faults.delay.unwrap().ms, 250);
         assert_eq!(config.faults.drop_after_refresh.unwrap().times, Some(2));
+    }
+
+    #[test]
+    fn a_given_secret_is_trimmed_and_stays_out_of_debug_output() {
+        let args = parse(&["--client-secret", " given-secret-canary \n"]).unwrap();
+        let shown = format!("{args:?}");
+        assert!(!shown.contains("given-secret-canary"), "{shown}");
+        assert!(shown.contains("[redacted]"), "{shown}");
+        let config = args.config().unwrap();
+        assert_eq!(config.client_secret.expose(), "given-secret-canary");
     }
 
     #[test]

@@ -5,7 +5,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::procore::GrantType;
+use crate::GrantType;
 
 /// Everything the emulator counts, since start-up or the last reset.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
