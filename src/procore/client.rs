@@ -322,3 +322,105 @@ fn describe(error: &reqwest::Error) -> String {
     }
     parts.join(": ")
 }
+
+#[cfg(test)]
+mod tests {
+    use tokio::{
+        io::{AsyncReadExt, AsyncWriteExt},
+        net::TcpListener,
+    };
+
+    use super::*;
+
+    /// A loopback login host whose one connection gets `reply` (after reading the request);
+    /// `None` keeps the connection open without a word.
+    async fn login_host(reply: Option<&'static [u8]>) -> ProcoreClient {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move {
+            let (mut stream, _) = listener.accept().await.unwrap();
+            let mut request = [0u8; 4096];
+            let _ = stream.read(&mut request).await;
+            match reply {
+                Some(bytes) => {
+                    let _ = stream.write_all(bytes).await;
+                }
+                None => tokio::time::sleep(Duration::from_secs(30)).await,
+            }
+        });
+        ProcoreClient::new(LoginBase::parse(&url).unwrap(), Duration::from_millis(500))
+            .with_max_response_bytes(1024)
+    }
+
+    fn request() -> TokenRequest {
+        TokenRequest {
+            grant_type: super::super::GrantType::ClientCredentials,
+            client_id: "cid".into(),
+            client_secret: "secret".into(),
+            code: None,
+            redirect_uri: None,
+            refresh_token: None,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_refused_connection_reached_nothing() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        drop(listener);
+        let client = ProcoreClient::new(LoginBase::parse(&url).unwrap(), Duration::from_secs(2));
+        let error = client.request_token(&request()).await.unwrap_err();
+        assert!(matches!(error, UpstreamError::Connect { .. }), "{error:?}");
+        assert!(!error.may_have_reached_upstream());
+        assert_eq!(error.kind(), "connect_failed");
+    }
+
+    #[tokio::test]
+    async fn silence_after_connecting_is_a_timeout_that_may_have_reached_procore() {
+        let client = login_host(None).await;
+        let error = client.request_token(&request()).await.unwrap_err();
+        assert!(
+            matches!(
+                error,
+                UpstreamError::Timeout {
+                    connected: true,
+                    ..
+                }
+            ),
+            "{error:?}"
+        );
+        assert!(error.may_have_reached_upstream());
+    }
+
+    #[tokio::test]
+    async fn a_body_cut_short_is_a_transfer_failure() {
+        let client = login_host(Some(
+            b"HTTP/1.1 200 OK\r\ncontent-length: 100\r\nconnection: close\r\n\r\n{\"access",
+        ))
+        .await;
+        let error = client.request_token(&request()).await.unwrap_err();
+        assert!(matches!(error, UpstreamError::Transfer { .. }), "{error:?}");
+        assert!(error.may_have_reached_upstream());
+    }
+
+    #[tokio::test]
+    async fn a_body_over_the_limit_is_refused_unread_and_a_redirect_is_not_followed() {
+        let client = login_host(Some(
+            b"HTTP/1.1 200 OK\r\ncontent-length: 5000\r\nconnection: close\r\n\r\n",
+        ))
+        .await;
+        let error = client.request_token(&request()).await.unwrap_err();
+        assert!(
+            matches!(error, UpstreamError::TooLarge { limit: 1024, .. }),
+            "{error:?}"
+        );
+        let client = login_host(Some(
+            b"HTTP/1.1 302 Found\r\nlocation: http://127.0.0.1:9/x\r\ncontent-length: 0\r\n\r\n",
+        ))
+        .await;
+        let response = client.request_token(&request()).await.unwrap();
+        assert_eq!(response.status, StatusCode::FOUND);
+        assert_eq!(response.location.as_deref(), Some("http://127.0.0.1:9/x"));
+        assert!(!response.is_token_response());
+    }
+}

@@ -367,3 +367,223 @@ fn consumed_note(request: Request) -> &'static str {
 fn error_text(text: String) -> CallToolResult {
     CallToolResult::error(vec![ContentBlock::text(text)])
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use bytes::Bytes;
+    use reqwest::StatusCode;
+    use serde_json::json;
+
+    use super::*;
+    use crate::{procore::LoginBase, tools::token};
+
+    fn procore() -> ProcoreClient {
+        ProcoreClient::new(
+            LoginBase::parse("https://login.procore.com").unwrap(),
+            Duration::from_secs(5),
+        )
+    }
+
+    fn answer(status: u16, body: &str) -> UpstreamResponse {
+        UpstreamResponse {
+            status: StatusCode::from_u16(status).unwrap(),
+            body: Bytes::copy_from_slice(body.as_bytes()),
+            retry_after: None,
+            location: None,
+            elapsed: Duration::from_millis(3),
+        }
+    }
+
+    fn token_shape() -> OutputShape {
+        OutputShape::of(&token::definition(crate::tools::Capabilities::default())).unwrap()
+    }
+
+    fn text(result: &CallToolResult) -> String {
+        result
+            .content
+            .iter()
+            .filter_map(|block| block.as_text().map(|t| t.text.clone()))
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
+    const REFRESH: Request = Request::Token(GrantType::RefreshToken);
+    const CODE: Request = Request::Token(GrantType::AuthorizationCode);
+
+    #[test]
+    fn a_token_response_passes_verbatim_with_structured_content() {
+        let body =
+            "{\"access_token\":\"at\", \"token_type\":\"bearer\",\n\"zz\":{\"b\":1,\"a\":2}}";
+        let result = json_response(
+            &procore(),
+            REFRESH,
+            &answer(200, body),
+            &token_shape(),
+            &SentSecrets::default(),
+        );
+        assert_eq!(result.is_error, Some(false));
+        assert_eq!(text(&result), body, "the text is the body, byte for byte");
+        assert_eq!(
+            result.structured_content.unwrap(),
+            serde_json::from_str::<Value>(body).unwrap()
+        );
+    }
+
+    #[test]
+    fn a_success_that_breaks_the_schema_is_an_error_naming_every_broken_rule() {
+        let body = r#"{"access_token":7,"expires_in":"soon","refresh_token":"rt-next"}"#;
+        let result = json_response(
+            &procore(),
+            REFRESH,
+            &answer(200, body),
+            &token_shape(),
+            &SentSecrets::default(),
+        );
+        let message = text(&result);
+        assert_eq!(result.is_error, Some(true));
+        assert!(result.structured_content.is_none());
+        for part in [
+            "at /access_token",
+            "at /expires_in",
+            "\"token_type\" is a required property",
+            body,
+            "keep it",
+            "may already be consumed",
+        ] {
+            assert!(message.contains(part), "{part:?} in {message}");
+        }
+        let not_json = json_response(
+            &procore(),
+            CODE,
+            &answer(200, "<html>"),
+            &token_shape(),
+            &SentSecrets::default(),
+        );
+        assert!(
+            text(&not_json).contains("(not JSON)"),
+            "{}",
+            text(&not_json)
+        );
+    }
+
+    #[test]
+    fn quoted_bodies_lose_the_requests_secrets_but_keep_the_rest() {
+        let sent = SentSecrets::new([&Secret::new("cs-canary-1234"), &Secret::new("rt-old-5678")]);
+        let body = r#"{"error":"invalid_grant","echo":"cs-canary-1234 rt-old-5678 rt-new-9999"}"#;
+        let result = upstream_status_error(&procore(), REFRESH, &answer(400, body), &sent);
+        let message = text(&result);
+        assert!(!message.contains("cs-canary-1234") && !message.contains("rt-old-5678"));
+        assert!(
+            message.contains("[redacted] [redacted] rt-new-9999"),
+            "{message}"
+        );
+        // The hint still reads the error code from the body as received.
+        assert!(
+            message.contains("Hint: invalid_grant: this refresh token"),
+            "{message}"
+        );
+    }
+
+    #[test]
+    fn each_error_gets_the_hint_for_its_grant_and_status() {
+        let cases: [(Request, u16, &str, &str); 9] = [
+            (
+                CODE,
+                400,
+                r#"{"error":"invalid_grant"}"#,
+                "codes last 10 minutes",
+            ),
+            (
+                REFRESH,
+                400,
+                r#"{"error":"invalid_grant"}"#,
+                "each works once",
+            ),
+            (
+                REFRESH,
+                401,
+                r#"{"error":"invalid_client"}"#,
+                "sandbox and production",
+            ),
+            (
+                Request::TokenInfo,
+                401,
+                "",
+                "invalid_token: the access token",
+            ),
+            (
+                REFRESH,
+                400,
+                r#"{"error":"invalid_scope"}"#,
+                "does not take a scope",
+            ),
+            (REFRESH, 404, "nope", "has no such endpoint"),
+            (REFRESH, 503, "", "may already be consumed"),
+            (REFRESH, 429, "", "no Retry-After was given"),
+            (REFRESH, 418, "", "the response body above says why"),
+        ];
+        for (request, status, body, hint) in cases {
+            let result = upstream_status_error(
+                &procore(),
+                request,
+                &answer(status, body),
+                &SentSecrets::default(),
+            );
+            let message = text(&result);
+            assert!(message.contains(&format!("HTTP {status}")), "{message}");
+            assert!(
+                message.contains(hint),
+                "{status} {body}: {hint:?} in {message}"
+            );
+        }
+        let mut moved = answer(302, "");
+        moved.location = Some("https://elsewhere.example/oauth/token".into());
+        let message = text(&upstream_status_error(
+            &procore(),
+            REFRESH,
+            &moved,
+            &SentSecrets::default(),
+        ));
+        assert!(message.contains("redirected to https://elsewhere.example/oauth/token"));
+        assert!(message.contains("(empty body)"), "{message}");
+    }
+
+    #[test]
+    fn a_failure_says_what_it_means_for_single_use_values() {
+        let refused = UpstreamError::Connect {
+            origin: "https://login.procore.com".into(),
+            detail: "refused".into(),
+            elapsed: Duration::from_millis(1),
+        };
+        let message = text(&request_failure(REFRESH, &refused));
+        assert!(message.contains("Nothing reached Procore"), "{message}");
+        let cut = UpstreamError::Transfer {
+            origin: "https://login.procore.com".into(),
+            detail: "reset".into(),
+            elapsed: Duration::from_millis(1),
+        };
+        let message = text(&request_failure(REFRESH, &cut));
+        assert!(message.contains("may already be consumed"), "{message}");
+        let message = text(&request_failure(Request::Revoke, &cut));
+        assert!(message.contains("revoking again is safe"), "{message}");
+        let message = text(&internal_failure(REFRESH, &InternalError::FlightTable));
+        assert!(message.contains("Nothing was sent"), "{message}");
+    }
+
+    #[test]
+    fn a_replayed_pair_is_marked_and_a_broken_one_quoted_whole() {
+        let body = Secret::new(r#"{"access_token":"at","token_type":"bearer"}"#);
+        let result = replayed(&body, 4, &token_shape());
+        assert_eq!(result.is_error, Some(false));
+        assert_eq!(
+            result.meta.unwrap().0[REPLAYED_META],
+            json!({"rotated_secs_ago": 4})
+        );
+        let broken = Secret::new(r#"{"access_token":"at","refresh_token":"rt-live"}"#);
+        let result = replayed(&broken, 4, &token_shape());
+        assert_eq!(result.is_error, Some(true));
+        assert!(text(&result).contains(broken.expose()), "{}", text(&result));
+    }
+}

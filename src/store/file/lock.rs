@@ -19,6 +19,7 @@ const RETRY_EVERY: Duration = Duration::from_millis(5);
 #[derive(Debug)]
 pub struct StoreLock {
     _file: File,
+    path: std::path::PathBuf,
 }
 
 /// Create the lock file (0600) if missing, proving the directory is writable.
@@ -74,10 +75,18 @@ impl StoreLock {
         }
     }
 
+    /// The lock file this lock holds.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
     /// One try at the lock: held, refused for good, or worth waiting for.
     fn attempt(file: File, path: &Path, started: Instant, patience: Duration) -> Attempt {
         Attempt::Done(match file.try_lock() {
-            Ok(()) => Ok(Self { _file: file }),
+            Ok(()) => Ok(Self {
+                _file: file,
+                path: path.to_path_buf(),
+            }),
             Err(TryLockError::WouldBlock) if started.elapsed() < patience => {
                 return Attempt::Wait(file);
             }

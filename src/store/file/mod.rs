@@ -243,7 +243,10 @@ impl FileStore {
         lease: &Lease,
         change: impl FnOnce(&mut Contents) -> T + Send + 'static,
     ) -> Result<T, StoreError> {
-        if lease.held::<StoreLock>().is_none() {
+        if lease
+            .held::<StoreLock>()
+            .is_none_or(|held| held.path() != self.lock_path)
+        {
             return Err(StoreError::LeaseLost {
                 location: self.location(),
                 key: lease.key().clone(),
@@ -517,6 +520,41 @@ mod tests {
         assert!(matches!(second, Err(StoreError::LockTimeout { .. })));
         drop(first);
         assert!(store.lease(&key, Duration::from_millis(100)).await.is_ok());
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[tokio::test]
+    async fn two_openings_of_one_file_exclude_each_other_as_two_processes_would() {
+        let dir = temp_dir("two");
+        let path = dir.join("tokens.json");
+        let (one, two) = (
+            FileStore::open(&path).unwrap(),
+            FileStore::open(&path).unwrap(),
+        );
+        let a = PairKey::local("https://login.procore.com", "a");
+        let b = PairKey::local("https://login.procore.com", "b");
+        let held = one.lease(&a, Duration::from_secs(1)).await.unwrap();
+        // The lock is the whole file's: another pair waits too, in the other opening.
+        let waiting = two.lease(&b, Duration::from_millis(100)).await;
+        assert!(matches!(waiting, Err(StoreError::LockTimeout { .. })));
+        let saved = pair("a", r#"{"access_token":"x","refresh_token":"y"}"#);
+        one.save(&held, saved).await.unwrap();
+        // The lock is the file's, so it serves either opening; another file's does not.
+        two.save(&held, pair("a", r#"{"access_token":"z"}"#))
+            .await
+            .unwrap();
+        let other = FileStore::open(dir.join("other.json")).unwrap();
+        assert!(matches!(
+            other
+                .save(&held, pair("a", r#"{"access_token":"w"}"#))
+                .await,
+            Err(StoreError::LeaseLost { .. })
+        ));
+        drop(held);
+        let lease = two.lease(&b, Duration::from_millis(100)).await.unwrap();
+        drop(lease);
+        let loaded = two.load(&a).await.unwrap().unwrap();
+        assert_eq!(loaded.access_token().unwrap().expose(), "z");
         std::fs::remove_dir_all(dir).unwrap();
     }
 
