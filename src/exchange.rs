@@ -209,7 +209,7 @@ impl TokenExchange {
     }
 
     /// Revoke `token` with Procore (`POST /oauth/revoke`); on success, forget its stored
-    /// pair (see [`Self::forget`]).
+    /// pair if `token` is its access or refresh token.
     pub async fn revoke(
         &self,
         token: &RevocableToken,
