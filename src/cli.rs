@@ -1,7 +1,7 @@
 //! The command line: the server's flags, or a subcommand (`emulator`, `demo`). Used by
 //! `main` only; what the flags mean is [`crate::config`]'s.
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 
 use procore_emulator::settings::EmulatorArgs;
 
@@ -59,4 +59,87 @@ pub enum Command {
     /// Start the local OAuth emulator and this server's HTTP transport pointed at it, both
     /// on loopback, and print how to try the whole token flow. Runs until Ctrl-C.
     Demo(DemoArgs),
+}
+
+impl Cli {
+    /// Parse the process's arguments and environment, reading a variable that is set but
+    /// empty (or only spaces) as unset: registry installers and bundles pass an empty string
+    /// for an optional field the user skipped, and that must mean "the default", not an
+    /// error. Exits with clap's message (code 2) on bad input, as `Parser::parse` does.
+    pub fn parse_from_env() -> Self {
+        let command = without_empty_env(Self::command(), &|name| std::env::var_os(name));
+        let matches = command.get_matches();
+        Self::from_arg_matches(&matches).unwrap_or_else(|error| error.exit())
+    }
+}
+
+/// `command` with the `env` of every argument (of every subcommand too) whose variable
+/// `lookup` finds set but blank taken off, so clap treats it as absent.
+fn without_empty_env(
+    command: clap::Command,
+    lookup: &dyn Fn(&std::ffi::OsStr) -> Option<std::ffi::OsString>,
+) -> clap::Command {
+    let blank = |arg: &clap::Arg| {
+        arg.get_env()
+            .and_then(lookup)
+            .is_some_and(|value| value.to_string_lossy().trim().is_empty())
+    };
+    let names: Vec<String> = command
+        .get_subcommands()
+        .map(|sub| sub.get_name().to_owned())
+        .collect();
+    let mut command = command.mut_args(|arg| {
+        if blank(&arg) {
+            arg.env(None::<&str>)
+        } else {
+            arg
+        }
+    });
+    for name in names {
+        command = command.mut_subcommand(name, |sub| without_empty_env(sub, lookup));
+    }
+    command
+}
+
+#[cfg(test)]
+mod tests {
+    use std::ffi::{OsStr, OsString};
+
+    use super::*;
+
+    fn env_of<'a>(command: &'a clap::Command, id: &str) -> Option<&'a OsStr> {
+        command
+            .get_arguments()
+            .find(|arg| arg.get_id() == id)
+            .and_then(clap::Arg::get_env)
+    }
+
+    #[test]
+    fn a_blank_variable_is_read_as_unset_and_a_set_one_is_kept() {
+        let lookup = |name: &OsStr| match name.to_str() {
+            Some("PROCORE_ENV") => Some(OsString::from("")),
+            Some("PROCORE_TOKEN_STORE") => Some(OsString::from("  ")),
+            Some("EMULATOR_CLIENT_ID") => Some(OsString::from("")),
+            Some("MCP_TRANSPORT") => Some(OsString::from("http")),
+            _ => None,
+        };
+        let command = without_empty_env(Cli::command(), &lookup);
+        assert_eq!(env_of(&command, "procore_env"), None);
+        assert_eq!(env_of(&command, "token_store"), None);
+        assert_eq!(
+            env_of(&command, "transport"),
+            Some(OsStr::new("MCP_TRANSPORT"))
+        );
+        assert_eq!(
+            env_of(&command, "timeout_secs"),
+            Some(OsStr::new("PROCORE_TIMEOUT_SECS")),
+            "an unset variable keeps its env"
+        );
+        let emulator = command.find_subcommand("emulator").unwrap();
+        let client_id = emulator
+            .get_arguments()
+            .find(|arg| arg.get_long() == Some("client-id"))
+            .unwrap();
+        assert_eq!(client_id.get_env(), None, "subcommands too");
+    }
 }

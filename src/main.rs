@@ -2,7 +2,6 @@
 
 use std::process::ExitCode;
 
-use clap::Parser;
 use procore_token_mcp::{
     cli::{Cli, Command},
     config::{Config, TransportConfig},
@@ -27,7 +26,7 @@ enum Job {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = Cli::parse_from_env();
     logging::init();
     let job = match cli.command {
         Some(Command::Emulator(args)) => match args.config() {
