@@ -9,7 +9,7 @@ use std::{net::SocketAddr, path::PathBuf, time::Duration};
 use clap::{Args, ValueEnum};
 
 use crate::{
-    procore::{ClientCredentials, LoginBase, LoginBaseError},
+    procore::{ClientCredentials, LoginBase, LoginBaseError, RequestEncoding},
     secret::Secret,
     transport::http_config::{
         DEFAULT_LISTEN, DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_REQUEST_BYTES, DEFAULT_MAX_SESSIONS,
@@ -62,6 +62,15 @@ impl ProcoreEnv {
     }
 }
 
+/// How token requests are encoded (`--request-encoding`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum EncodingArg {
+    /// A JSON body, as Procore's API reference documents it.
+    Json,
+    /// application/x-www-form-urlencoded, as Procore's guides and curl examples send it.
+    Form,
+}
+
 /// Flags of the server itself.
 #[derive(Debug, Clone, Args)]
 pub struct ServeArgs {
@@ -91,6 +100,11 @@ pub struct ServeArgs {
     /// Plain http:// is accepted only for a loopback host.
     #[arg(long, env = "PROCORE_LOGIN_URL")]
     pub login_url: Option<String>,
+
+    /// Body encoding of token requests (POST /oauth/token). Revocations are always sent
+    /// form-encoded, as Procore documents them.
+    #[arg(long, env = "PROCORE_REQUEST_ENCODING", value_enum, default_value_t = EncodingArg::Json)]
+    pub request_encoding: EncodingArg,
 
     /// Seconds a request to the login host may take, from connecting to the last byte.
     #[arg(long, env = "PROCORE_TIMEOUT_SECS", default_value_t = 30,
@@ -185,6 +199,7 @@ pub struct Config {
     pub timeout: Duration,
     /// Largest answer read from the login host.
     pub max_response_bytes: usize,
+    pub request_encoding: RequestEncoding,
     pub held: Option<ClientCredentials>,
     pub transport: TransportConfig,
     /// The token store's path, when one is configured.
@@ -242,6 +257,10 @@ impl Config {
             environment,
             timeout: Duration::from_secs(args.timeout_secs),
             max_response_bytes: saturating_usize(args.max_response_bytes),
+            request_encoding: match args.request_encoding {
+                EncodingArg::Json => RequestEncoding::Json,
+                EncodingArg::Form => RequestEncoding::Form,
+            },
             held,
             transport,
             token_store: args.token_store.clone(),
@@ -342,6 +361,14 @@ mod tests {
             .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
             .collect();
         move |key| map.get(key).cloned()
+    }
+
+    #[test]
+    fn token_requests_are_json_unless_form_is_asked_for() {
+        let json = Config::resolve(&args(&[]), env(&[])).unwrap();
+        assert_eq!(json.request_encoding, RequestEncoding::Json);
+        let form = Config::resolve(&args(&["--request-encoding", "form"]), env(&[])).unwrap();
+        assert_eq!(form.request_encoding, RequestEncoding::Form);
     }
 
     #[test]

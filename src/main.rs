@@ -173,7 +173,8 @@ async fn run(config: Config, store: Option<StoreSettings>) -> anyhow::Result<()>
         "procore-token-mcp starting"
     );
     let procore = ProcoreClient::new(config.login.clone(), config.timeout)
-        .with_max_response_bytes(config.max_response_bytes);
+        .with_max_response_bytes(config.max_response_bytes)
+        .with_request_encoding(config.request_encoding);
     let exchange = TokenExchange::new(procore, store);
     let server = ProcoreTokenServer::new(exchange, config.held.clone())?;
     let served = match &config.transport {

@@ -26,8 +26,22 @@ pub struct ProcoreClient {
     base: LoginBase,
     timeout: Duration,
     max_response_bytes: usize,
+    encoding: RequestEncoding,
     http: OnceCell<reqwest::Client>,
 }
+
+/// How the body of `POST /oauth/token` is encoded. Procore's reference documents a JSON
+/// body; its guides send form fields. `/oauth/revoke` is always form-encoded, as Procore
+/// documents it (and RFC 7009 asks).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum RequestEncoding {
+    #[default]
+    Json,
+    Form,
+}
+
+const JSON: &str = "application/json";
+const FORM: &str = "application/x-www-form-urlencoded";
 
 /// What the login host answered, untouched.
 #[derive(Debug, Clone)]
@@ -121,8 +135,15 @@ impl ProcoreClient {
             base,
             timeout,
             max_response_bytes: DEFAULT_MAX_RESPONSE_BYTES,
+            encoding: RequestEncoding::Json,
             http: OnceCell::new(),
         }
+    }
+
+    /// Encode token requests as `encoding`.
+    pub fn with_request_encoding(mut self, encoding: RequestEncoding) -> Self {
+        self.encoding = encoding;
+        self
     }
 
     /// Set the largest body read from the login host.
@@ -139,13 +160,16 @@ impl ProcoreClient {
         self.timeout
     }
 
-    /// `POST /oauth/token` with a JSON body. Sent once, never retried.
+    /// `POST /oauth/token`, its body encoded as configured. Sent once, never retried.
     pub async fn request_token(
         &self,
         request: &TokenRequest,
     ) -> Result<UpstreamResponse, UpstreamError> {
-        self.send(Method::POST, TOKEN_PATH, Some(request.to_json()), None)
-            .await
+        let body = match self.encoding {
+            RequestEncoding::Json => (request.to_json(), JSON),
+            RequestEncoding::Form => (request.to_form(), FORM),
+        };
+        self.send(Method::POST, TOKEN_PATH, Some(body), None).await
     }
 
     /// `GET /oauth/token/info` with the access token as bearer.
@@ -169,27 +193,27 @@ impl ProcoreClient {
         client_id: &ClientId,
         client_secret: &ClientSecret,
     ) -> Result<UpstreamResponse, UpstreamError> {
-        let body = serde_json::json!({
-            "token": token.expose(),
-            "client_id": client_id.as_str(),
-            "client_secret": client_secret.expose(),
-        });
+        let body = url::form_urlencoded::Serializer::new(String::new())
+            .append_pair("token", token.expose())
+            .append_pair("client_id", client_id.as_str())
+            .append_pair("client_secret", client_secret.expose())
+            .finish();
         self.send(
             Method::POST,
             REVOKE_PATH,
-            Some(body.to_string().into_bytes()),
+            Some((body.into_bytes(), FORM)),
             None,
         )
         .await
     }
 
     /// Send one request to the login host and read the answer, bounded in time and size.
-    /// `body` is JSON; `bearer` goes into `Authorization`.
+    /// `body` is the bytes and their content type; `bearer` goes into `Authorization`.
     pub async fn send(
         &self,
         method: Method,
         path: &str,
-        body: Option<Vec<u8>>,
+        body: Option<(Vec<u8>, &'static str)>,
         bearer: Option<&str>,
     ) -> Result<UpstreamResponse, UpstreamError> {
         let started = Instant::now();
@@ -198,9 +222,9 @@ impl ProcoreClient {
             .request(method, self.base.endpoint(path))
             .header(header::ACCEPT, "application/json")
             .timeout(self.timeout);
-        if let Some(body) = body {
+        if let Some((body, content_type)) = body {
             builder = builder
-                .header(header::CONTENT_TYPE, "application/json")
+                .header(header::CONTENT_TYPE, content_type)
                 .body(body);
         }
         if let Some(token) = bearer {
@@ -350,6 +374,89 @@ mod tests {
         });
         ProcoreClient::new(LoginBase::parse(&url).unwrap(), Duration::from_millis(500))
             .with_max_response_bytes(1024)
+    }
+
+    /// A loopback login host that answers one request with 200 `{}` and hands its raw
+    /// text (head and body) to the test.
+    async fn recording_host() -> (String, tokio::sync::oneshot::Receiver<String>) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let (tell, told) = tokio::sync::oneshot::channel();
+        tokio::spawn(async move {
+            let (mut stream, _) = listener.accept().await.unwrap();
+            let mut seen = Vec::new();
+            let mut chunk = [0u8; 4096];
+            // Head and body arrive together from reqwest for these small requests; read
+            // until the declared length is in.
+            loop {
+                let read = stream.read(&mut chunk).await.unwrap();
+                seen.extend_from_slice(&chunk[..read]);
+                let text = String::from_utf8_lossy(&seen).into_owned();
+                if let Some((head, body)) = text.split_once("\r\n\r\n") {
+                    let length = head
+                        .lines()
+                        .find_map(|line| line.strip_prefix("content-length: "))
+                        .and_then(|value| value.parse::<usize>().ok())
+                        .unwrap_or(0);
+                    if body.len() >= length {
+                        break;
+                    }
+                }
+                if read == 0 {
+                    break;
+                }
+            }
+            let _ = stream
+                .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\n{}")
+                .await;
+            let _ = tell.send(String::from_utf8_lossy(&seen).into_owned());
+        });
+        (url, told)
+    }
+
+    #[tokio::test]
+    async fn token_requests_are_json_or_form_as_configured_and_revocations_form() {
+        let mut refresh = request();
+        refresh.grant_type = super::super::GrantType::RefreshToken;
+        refresh.refresh_token = Some("rt a+b".into());
+        for (encoding, content_type, body) in [
+            (
+                RequestEncoding::Json,
+                "content-type: application/json",
+                r#"{"grant_type":"refresh_token","client_id":"cid","client_secret":"secret","refresh_token":"rt a+b"}"#,
+            ),
+            (
+                RequestEncoding::Form,
+                "content-type: application/x-www-form-urlencoded",
+                "grant_type=refresh_token&client_id=cid&client_secret=secret&refresh_token=rt+a%2Bb",
+            ),
+        ] {
+            let (url, told) = recording_host().await;
+            let client =
+                ProcoreClient::new(LoginBase::parse(&url).unwrap(), Duration::from_secs(2))
+                    .with_request_encoding(encoding);
+            client.request_token(&refresh).await.unwrap();
+            let seen = told.await.unwrap();
+            assert!(seen.starts_with("POST /oauth/token "), "{seen}");
+            assert!(seen.contains(content_type), "{seen}");
+            assert!(seen.ends_with(body), "{seen}");
+        }
+        let (url, told) = recording_host().await;
+        let client = ProcoreClient::new(LoginBase::parse(&url).unwrap(), Duration::from_secs(2));
+        client
+            .revoke(&"at&x".into(), &"cid".into(), &"s=1".into())
+            .await
+            .unwrap();
+        let seen = told.await.unwrap();
+        assert!(seen.starts_with("POST /oauth/revoke "), "{seen}");
+        assert!(
+            seen.contains("content-type: application/x-www-form-urlencoded"),
+            "{seen}"
+        );
+        assert!(
+            seen.ends_with("token=at%26x&client_id=cid&client_secret=s%3D1"),
+            "{seen}"
+        );
     }
 
     fn request() -> TokenRequest {

@@ -9,7 +9,7 @@ mod client;
 mod login_base;
 mod token_request;
 
-pub use client::{ProcoreClient, UpstreamError, UpstreamResponse};
+pub use client::{ProcoreClient, RequestEncoding, UpstreamError, UpstreamResponse};
 pub use login_base::{LoginBase, LoginBaseError};
 pub use token_request::{GrantType, TokenRequest};
 

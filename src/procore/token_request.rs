@@ -1,7 +1,4 @@
 //! The body of `POST /oauth/token`, as Procore documents it.
-
-use serde_json::{Map, Value};
-
 use crate::{
     oauth::{AuthorizationCode, ClientId, ClientSecret, RedirectUri, RefreshToken},
     secret::SentSecrets,
@@ -56,22 +53,50 @@ pub struct TokenRequest {
 }
 
 impl TokenRequest {
-    /// The JSON body, in the documented field order. The only place secrets are exposed.
+    /// The JSON body, its fields in the order of Procore's documented table. The only
+    /// place secrets are exposed, with [`Self::to_form`].
     pub fn to_json(&self) -> Vec<u8> {
-        let mut body = Map::new();
-        body.insert("grant_type".into(), self.grant_type.as_str().into());
-        body.insert("client_id".into(), self.client_id.as_str().into());
-        body.insert("client_secret".into(), self.client_secret.expose().into());
+        /// Fields serialize in declaration order (a `serde_json::Map` would sort them).
+        #[derive(serde::Serialize)]
+        struct Body<'a> {
+            grant_type: &'a str,
+            client_id: &'a str,
+            client_secret: &'a str,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            code: Option<&'a str>,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            redirect_uri: Option<&'a str>,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            refresh_token: Option<&'a str>,
+        }
+        let body = Body {
+            grant_type: self.grant_type.as_str(),
+            client_id: self.client_id.as_str(),
+            client_secret: self.client_secret.expose(),
+            code: self.code.as_ref().map(AuthorizationCode::expose),
+            redirect_uri: self.redirect_uri.as_ref().map(RedirectUri::as_str),
+            refresh_token: self.refresh_token.as_ref().map(RefreshToken::expose),
+        };
+        // A struct of strings always serializes.
+        serde_json::to_vec(&body).unwrap_or_default()
+    }
+
+    /// The same fields, in the same order, form-encoded.
+    pub fn to_form(&self) -> Vec<u8> {
+        let mut form = url::form_urlencoded::Serializer::new(String::new());
+        form.append_pair("grant_type", self.grant_type.as_str())
+            .append_pair("client_id", self.client_id.as_str())
+            .append_pair("client_secret", self.client_secret.expose());
         if let Some(code) = &self.code {
-            body.insert("code".into(), code.expose().into());
+            form.append_pair("code", code.expose());
         }
         if let Some(redirect_uri) = &self.redirect_uri {
-            body.insert("redirect_uri".into(), redirect_uri.as_str().into());
+            form.append_pair("redirect_uri", redirect_uri.as_str());
         }
         if let Some(refresh_token) = &self.refresh_token {
-            body.insert("refresh_token".into(), refresh_token.expose().into());
+            form.append_pair("refresh_token", refresh_token.expose());
         }
-        Value::Object(body).to_string().into_bytes()
+        form.finish().into_bytes()
     }
 
     /// The secrets this request sends, to scrub from whatever is quoted back.
@@ -86,6 +111,8 @@ impl TokenRequest {
 
 #[cfg(test)]
 mod tests {
+    use serde_json::Value;
+
     use super::*;
 
     #[test]
@@ -102,6 +129,15 @@ mod tests {
         assert_eq!(
             body,
             serde_json::json!({"grant_type":"refresh_token","client_id":"id","client_secret":"sec","refresh_token":"rt"})
+        );
+        assert_eq!(
+            String::from_utf8(request.to_json()).unwrap(),
+            r#"{"grant_type":"refresh_token","client_id":"id","client_secret":"sec","refresh_token":"rt"}"#,
+            "in the documented order"
+        );
+        assert_eq!(
+            String::from_utf8(request.to_form()).unwrap(),
+            "grant_type=refresh_token&client_id=id&client_secret=sec&refresh_token=rt"
         );
         assert!(!format!("{request:?}").contains("sec\""));
         assert!(!format!("{request:?}").contains("rt\""));
