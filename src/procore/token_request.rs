@@ -1,4 +1,5 @@
 //! The body of `POST /oauth/token`, as Procore documents it.
+
 use crate::{
     oauth::{AuthorizationCode, ClientId, ClientSecret, RedirectUri, RefreshToken},
     secret::SentSecrets,
