@@ -39,6 +39,14 @@ pub struct DemoArgs {
 pub enum DemoError {
     #[error("the demo listens on loopback only; {0} is not a loopback address")]
     NotLoopback(SocketAddr),
+    #[error(
+        "{address} is already in use (another demo or server?); pick another port with \
+         {flag} 127.0.0.1:PORT, or {flag} 127.0.0.1:0 for any free one"
+    )]
+    Busy {
+        address: SocketAddr,
+        flag: &'static str,
+    },
 }
 
 /// Run the demo until `shutdown` is cancelled.
@@ -51,13 +59,24 @@ pub async fn run(args: DemoArgs, shutdown: CancellationToken) -> anyhow::Result<
     let emulator =
         Emulator::start(EmulatorConfig::generated().with_listen(args.emulator_listen)).await?;
     let http = HttpConfig::loopback(args.listen);
-    let listener = transport::http::bind(&http).await?;
+    let listener = match tokio::net::TcpListener::bind(args.listen).await {
+        Ok(listener) => listener,
+        Err(error) if error.kind() == std::io::ErrorKind::AddrInUse => {
+            return Err(DemoError::Busy {
+                address: args.listen,
+                flag: "--listen",
+            }
+            .into());
+        }
+        Err(error) => return Err(anyhow::anyhow!("cannot listen on {}: {error}", args.listen)),
+    };
     let mcp_base = format!("http://{}", listener.local_addr()?);
     let held = ClientCredentials {
         client_id: emulator.client_id().into(),
         client_secret: emulator.client_secret().expose().into(),
     };
-    let procore = ProcoreClient::new(LoginBase::parse(emulator.base_url())?, DEMO_TIMEOUT);
+    let procore = ProcoreClient::new(LoginBase::parse(emulator.base_url())?, DEMO_TIMEOUT)
+        .with_host_name("the local emulator");
     let server = ProcoreTokenServer::new(TokenExchange::new(procore, None), Some(held))?;
     tracing::info!(
         login_host = emulator.base_url(),
@@ -115,4 +134,27 @@ Ctrl-C stops the demo.",
         client_id = emulator.client_id(),
         client_secret = emulator.client_secret().expose(),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_busy_port_says_how_to_pick_another() {
+        let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let address = taken.local_addr().unwrap();
+        let args = DemoArgs {
+            listen: address,
+            emulator_listen: "127.0.0.1:0".parse().unwrap(),
+        };
+        let error = run(args, CancellationToken::new()).await.unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            format!(
+                "{address} is already in use (another demo or server?); pick another port \
+                 with --listen 127.0.0.1:PORT, or --listen 127.0.0.1:0 for any free one"
+            )
+        );
+    }
 }

@@ -27,6 +27,8 @@ pub struct ProcoreClient {
     timeout: Duration,
     max_response_bytes: usize,
     encoding: RequestEncoding,
+    /// What the login host is called in messages.
+    host_name: &'static str,
     http: OnceCell<reqwest::Client>,
 }
 
@@ -136,8 +138,20 @@ impl ProcoreClient {
             timeout,
             max_response_bytes: DEFAULT_MAX_RESPONSE_BYTES,
             encoding: RequestEncoding::Json,
+            host_name: "Procore's login host",
             http: OnceCell::new(),
         }
+    }
+
+    /// Call the login host `name` in messages (the demo's is "the local emulator").
+    pub fn with_host_name(mut self, name: &'static str) -> Self {
+        self.host_name = name;
+        self
+    }
+
+    /// What the login host is called in messages: "Procore's login host" unless set.
+    pub fn host_name(&self) -> &'static str {
+        self.host_name
     }
 
     /// Encode token requests as `encoding`.

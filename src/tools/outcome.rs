@@ -100,10 +100,11 @@ pub fn json_response(
         return upstream_status_error(procore, request, response, sent);
     }
     let origin = procore.base().origin();
+    let host = procore.host_name();
     let status = response.status;
     let Ok(text) = std::str::from_utf8(&response.body) else {
         return error_text(format!(
-            "Procore's login host ({origin}) answered HTTP {status} to the {request}, but the \
+            "{host} ({origin}) answered HTTP {status} to the {request}, but the \
              body is not valid UTF-8 text ({} bytes).{}",
             response.body.len(),
             consumed_note(request)
@@ -124,7 +125,7 @@ pub fn json_response(
         _ => "",
     };
     error_text(format!(
-        "Procore's login host ({origin}) answered HTTP {status} to the {request}, but the body \
+        "{host} ({origin}) answered HTTP {status} to the {request}, but the body \
          is not {expected} ({why}). Body as received:\n{}\n\nHint: check that the login URL \
          points at a Procore login host.{keep}{}",
         sent.scrub(text),
@@ -193,6 +194,7 @@ pub fn upstream_status_error(
     sent: &SentSecrets,
 ) -> CallToolResult {
     let origin = procore.base().origin();
+    let host = procore.host_name();
     let status = response.status;
     let reason = status.canonical_reason().unwrap_or("");
     let body = String::from_utf8_lossy(&response.body);
@@ -203,7 +205,7 @@ pub fn upstream_status_error(
     };
     let hint = hint(procore, request, response);
     error_text(format!(
-        "Procore's login host ({origin}) answered HTTP {} {reason} to the {request}.\n\
+        "{host} ({origin}) answered HTTP {} {reason} to the {request}.\n\
          Response body as received:\n{body_shown}\n\nHint: {hint}",
         status.as_u16()
     ))
@@ -280,8 +282,10 @@ fn hint(procore: &ProcoreClient, request: Request, response: &UpstreamResponse) 
         );
     }
     if status.is_server_error() {
-        let mut text =
-            "Procore's login host had a problem; try again in a little while.".to_owned();
+        let mut text = format!(
+            "{} had a problem; try again in a little while.",
+            procore.host_name()
+        );
         if let Some(value) = &response.retry_after {
             text.push_str(&format!(" Retry-After says {value}."));
         }
@@ -548,6 +552,29 @@ mod tests {
         ));
         assert!(message.contains("redirected to https://elsewhere.example/oauth/token"));
         assert!(message.contains("(empty body)"), "{message}");
+    }
+
+    #[test]
+    fn the_login_host_is_named_as_configured() {
+        let message = text(&upstream_status_error(
+            &procore(),
+            REFRESH,
+            &answer(400, "{}"),
+            &SentSecrets::default(),
+        ));
+        assert!(message.starts_with("Procore's login host (https://login.procore.com)"));
+        let emulator = procore().with_host_name("the local emulator");
+        let message = text(&upstream_status_error(
+            &emulator,
+            REFRESH,
+            &answer(503, ""),
+            &SentSecrets::default(),
+        ));
+        assert!(message.starts_with("the local emulator (https://login.procore.com)"));
+        assert!(
+            message.contains("Hint: the local emulator had a problem"),
+            "{message}"
+        );
     }
 
     #[test]
