@@ -78,6 +78,11 @@ fn one_name_and_one_version_everywhere() {
         document["version"], VERSION,
         "server.json follows Cargo.toml"
     );
+    assert_eq!(
+        document["repository"]["url"],
+        env!("CARGO_PKG_REPOSITORY"),
+        "server.json and Cargo.toml name one repository"
+    );
 
     let packages = document["packages"].as_array().unwrap();
     let kinds: Vec<&str> = packages
