@@ -11,13 +11,13 @@
 mod file;
 mod memory;
 
-use std::{any::Any, fmt, path::PathBuf, time::Duration};
+use std::{any::Any, fmt, time::Duration};
 
 use futures::future::BoxFuture;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-pub use file::FileStore;
+pub use file::{FileError, FileStore};
 pub use memory::MemoryStore;
 
 use crate::{
@@ -147,44 +147,9 @@ impl Lease {
 /// Why the store cannot be used. Messages name the store; none contains a secret.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    #[error("token store {path}: {what}: {source}")]
-    Io {
-        path: PathBuf,
-        what: &'static str,
-        source: std::io::Error,
-    },
-    #[error(
-        "token store {path} is readable or writable by other users (mode {mode:o}); \
-         run `chmod 600 {path}` so only you can read your tokens"
-    )]
-    FileMode { path: PathBuf, mode: u32 },
-    #[error(
-        "token store directory {path} is writable by other users (mode {mode:o}), who could \
-         replace the store; use a directory only you can write (e.g. chmod 700)"
-    )]
-    DirectoryMode { path: PathBuf, mode: u32 },
-    #[error("token store {path} is not a regular file")]
-    NotAFile { path: PathBuf },
-    #[error(
-        "token store {path} is a symbolic link (to {}); pass the real file's path to \
-         --token-store, so every server locks and replaces that one file",
-        target.display()
-    )]
-    Symlink { path: PathBuf, target: PathBuf },
-    #[error(
-        "token store {path} is corrupt and was left untouched ({detail}); move it aside or \
-         repair it, then start again"
-    )]
-    Corrupt { path: PathBuf, detail: String },
-    #[error(
-        "token store {path} was written by a newer version (format {found}); this version \
-         reads format {supported}"
-    )]
-    Format {
-        path: PathBuf,
-        found: u32,
-        supported: u32,
-    },
+    /// The file backend's own failures (permissions, a corrupt file, I/O).
+    #[error(transparent)]
+    File(#[from] FileError),
     #[error("token store {location} is locked by another process and stayed locked for {waited:?}")]
     LockTimeout { location: String, waited: Duration },
     #[error("token store {location}: the pair of {key} was changed without this call's lease")]

@@ -8,10 +8,10 @@ use std::{
     path::{Path, PathBuf},
 };
 
-use crate::store::StoreError;
+use super::FileError;
 
-fn io<'a>(path: &'a Path, what: &'static str) -> impl FnOnce(std::io::Error) -> StoreError + 'a {
-    move |source| StoreError::Io {
+fn io<'a>(path: &'a Path, what: &'static str) -> impl FnOnce(std::io::Error) -> FileError + 'a {
+    move |source| FileError::Io {
         path: path.to_path_buf(),
         what,
         source,
@@ -19,7 +19,7 @@ fn io<'a>(path: &'a Path, what: &'static str) -> impl FnOnce(std::io::Error) -> 
 }
 
 /// Create the directory 0700 when missing; refuse one that others may write.
-pub fn prepare_directory(directory: &Path) -> Result<(), StoreError> {
+pub fn prepare_directory(directory: &Path) -> Result<(), FileError> {
     // Only a directory that is really absent is created: one that exists but cannot be
     // reached (a parent without search permission, a symlink loop) is reported as such,
     // not as a failed creation.
@@ -37,7 +37,7 @@ pub fn prepare_directory(directory: &Path) -> Result<(), StoreError> {
     let metadata = fs::metadata(directory).map_err(io(directory, "cannot read the directory"))?;
     let mode = metadata.permissions().mode();
     if mode & 0o022 != 0 {
-        return Err(StoreError::DirectoryMode {
+        return Err(FileError::DirectoryMode {
             path: directory.to_path_buf(),
             mode: mode & 0o7777,
         });
@@ -58,11 +58,11 @@ fn unreachable_directory(error: &std::io::Error) -> &'static str {
 /// An existing store must be a regular file only its owner can read or write, and not a
 /// symbolic link: the atomic rename would replace the link with a file (the target keeping
 /// a consumed token), and a server given the target's path would lock another lock file.
-pub fn check_file(path: &Path) -> Result<(), StoreError> {
+pub fn check_file(path: &Path) -> Result<(), FileError> {
     if let Ok(metadata) = fs::symlink_metadata(path)
         && metadata.file_type().is_symlink()
     {
-        return Err(StoreError::Symlink {
+        return Err(FileError::Symlink {
             path: path.to_path_buf(),
             target: fs::read_link(path).unwrap_or_default(),
         });
@@ -73,13 +73,13 @@ pub fn check_file(path: &Path) -> Result<(), StoreError> {
         Err(error) => return Err(io(path, "cannot read the file's metadata")(error)),
     };
     if !metadata.is_file() {
-        return Err(StoreError::NotAFile {
+        return Err(FileError::NotAFile {
             path: path.to_path_buf(),
         });
     }
     let mode = metadata.permissions().mode();
     if mode & 0o077 != 0 {
-        return Err(StoreError::FileMode {
+        return Err(FileError::FileMode {
             path: path.to_path_buf(),
             mode: mode & 0o7777,
         });
@@ -136,7 +136,7 @@ pub fn temporaries(path: &Path, age: std::time::Duration) -> Vec<Temporary> {
 }
 
 /// The file's bytes, or `None` when it does not exist yet.
-pub fn read_if_present(path: &Path) -> Result<Option<Vec<u8>>, StoreError> {
+pub fn read_if_present(path: &Path) -> Result<Option<Vec<u8>>, FileError> {
     let mut file = match File::open(path) {
         Ok(file) => file,
         Err(error) if error.kind() == ErrorKind::NotFound => return Ok(None),
@@ -149,7 +149,7 @@ pub fn read_if_present(path: &Path) -> Result<Option<Vec<u8>>, StoreError> {
 }
 
 /// Replace `path` with `bytes` so that a crash at any point leaves the old or the new file.
-pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), StoreError> {
+pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), FileError> {
     let directory = path.parent().unwrap_or_else(|| Path::new("/"));
     let mut temp_name = path.file_name().unwrap_or_default().to_os_string();
     temp_name.push(format!(

@@ -10,6 +10,7 @@ use std::{
 
 use tokio::time::Instant;
 
+use super::FileError;
 use crate::store::StoreError;
 
 /// How often a waiting process tries the lock again.
@@ -24,10 +25,10 @@ pub struct StoreLock {
 
 /// Create the lock file (0600) if missing, proving the directory is writable.
 pub fn create_lock_file(path: &Path) -> Result<(), StoreError> {
-    open(path).map(drop)
+    open(path).map(drop).map_err(StoreError::from)
 }
 
-fn open(path: &Path) -> Result<File, StoreError> {
+fn open(path: &Path) -> Result<File, FileError> {
     OpenOptions::new()
         .read(true)
         .write(true)
@@ -35,7 +36,7 @@ fn open(path: &Path) -> Result<File, StoreError> {
         .truncate(false)
         .mode(0o600)
         .open(path)
-        .map_err(|source| StoreError::Io {
+        .map_err(|source| FileError::Io {
             path: path.to_path_buf(),
             what: "cannot create the lock file (is the directory writable?)",
             source,
@@ -94,11 +95,12 @@ impl StoreLock {
                 location: path.display().to_string(),
                 waited: started.elapsed(),
             }),
-            Err(TryLockError::Error(source)) => Err(StoreError::Io {
+            Err(TryLockError::Error(source)) => Err(FileError::Io {
                 path: path.to_path_buf(),
                 what: "cannot lock the lock file",
                 source,
-            }),
+            }
+            .into()),
         })
     }
 }

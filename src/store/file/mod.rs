@@ -22,6 +22,46 @@ use self::lock::StoreLock;
 use super::{Lease, PairKey, Principal, Rotation, StoreError, StoreFuture, StoredPair, TokenStore};
 use crate::secret::Secret;
 
+/// Why the store file cannot be used: checked when it is opened, and again whenever it is
+/// read or written. Messages name the file; none contains a secret.
+#[derive(Debug, thiserror::Error)]
+pub enum FileError {
+    #[error("token store {path}: {what}: {source}")]
+    Io {
+        path: PathBuf,
+        what: &'static str,
+        source: std::io::Error,
+    },
+    #[error(
+        "token store {path} is readable or writable by other users (mode {mode:o}); \
+         run `chmod 600 {path}` so only you can read your tokens"
+    )]
+    FileMode { path: PathBuf, mode: u32 },
+    #[error(
+        "token store directory {path} is writable by other users (mode {mode:o}), who could \
+         replace the store; use a directory only you can write (e.g. chmod 700)"
+    )]
+    DirectoryMode { path: PathBuf, mode: u32 },
+    #[error("token store {path} is not a regular file")]
+    NotAFile { path: PathBuf },
+    #[error(
+        "token store {path} is a symbolic link (to {}); pass the real file's path to \
+         --token-store, so every server locks and replaces that one file",
+        target.display()
+    )]
+    Symlink { path: PathBuf, target: PathBuf },
+    #[error(
+        "token store {path} is corrupt and was left untouched ({detail}); move it aside or \
+         repair it, then start again"
+    )]
+    Corrupt { path: PathBuf, detail: String },
+    #[error(
+        "token store {path} was written by a newer version (format {found}); this version \
+         reads format {FORMAT}"
+    )]
+    Format { path: PathBuf, found: u32 },
+}
+
 /// The value of the `format` field this version writes and reads.
 const FORMAT: u32 = 1;
 
@@ -70,7 +110,7 @@ impl FileStore {
         let path: PathBuf = path.into();
         let path = if path.is_relative() {
             std::env::current_dir()
-                .map_err(|source| StoreError::Io {
+                .map_err(|source| FileError::Io {
                     path: path.clone(),
                     what: "cannot resolve the current directory",
                     source,
@@ -103,7 +143,7 @@ impl FileStore {
     }
 
     /// Read the whole file (an absent file is an empty store).
-    fn read(&self) -> Result<Contents, StoreError> {
+    fn read(&self) -> Result<Contents, FileError> {
         let Some(bytes) = disk::read_if_present(&self.path)? else {
             return Ok(Contents::default());
         };
@@ -112,7 +152,7 @@ impl FileStore {
 
     /// Fold in any pair an interrupted write left in a temporary file (see
     /// [`Self::recover_orphans`]), writing the file if that gave something. Lock held.
-    fn recover_locked(&self, _held: &StoreLock) -> Result<(), StoreError> {
+    fn recover_locked(&self, _held: &StoreLock) -> Result<(), FileError> {
         let mut contents = self.read()?;
         let recovered = self.recover_orphans(&mut contents);
         if !recovered.is_empty() {
@@ -161,8 +201,8 @@ impl FileStore {
     }
 
     /// The contents of a store file's bytes.
-    fn decode(&self, bytes: &[u8]) -> Result<Contents, StoreError> {
-        let corrupt = |detail: String| StoreError::Corrupt {
+    fn decode(&self, bytes: &[u8]) -> Result<Contents, FileError> {
+        let corrupt = |detail: String| FileError::Corrupt {
             path: self.path.clone(),
             detail,
         };
@@ -174,10 +214,9 @@ impl FileStore {
             ))
         })?;
         if on_disk.format > FORMAT {
-            return Err(StoreError::Format {
+            return Err(FileError::Format {
                 path: self.path.clone(),
                 found: on_disk.format,
-                supported: FORMAT,
             });
         }
         let pairs = on_disk
@@ -208,7 +247,7 @@ impl FileStore {
     }
 
     /// The file's bytes for `contents`; wiped from memory when dropped.
-    fn encode(&self, contents: &Contents) -> Result<zeroize::Zeroizing<Vec<u8>>, StoreError> {
+    fn encode(&self, contents: &Contents) -> Result<zeroize::Zeroizing<Vec<u8>>, FileError> {
         let on_disk = OnDisk {
             format: FORMAT,
             pairs: contents
@@ -228,7 +267,7 @@ impl FileStore {
         };
         serde_json::to_vec_pretty(&on_disk)
             .map(zeroize::Zeroizing::new)
-            .map_err(|error| StoreError::Corrupt {
+            .map_err(|error| FileError::Corrupt {
                 path: self.path.clone(),
                 detail: format!("cannot encode the store: {error}"),
             })
@@ -271,11 +310,12 @@ async fn blocking<T: Send + 'static>(
     tokio::task::spawn_blocking(work)
         .await
         .unwrap_or_else(|error| {
-            Err(StoreError::Io {
+            Err(FileError::Io {
                 path: path.to_path_buf(),
                 what: "the file work did not finish",
                 source: std::io::Error::other(error.to_string()),
-            })
+            }
+            .into())
         })
 }
 
