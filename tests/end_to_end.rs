@@ -603,7 +603,7 @@ async fn demo_prints_what_a_newcomer_needs_and_serves_the_whole_flow() {
     );
     assert!(
         printed.contains(&format!(
-            "npx @modelcontextprotocol/inspector --cli {} --transport http --method tools/list",
+            "npx -y @modelcontextprotocol/inspector --cli {} --transport http --method tools/list",
             demo.mcp_url
         )),
         "{printed}"
