@@ -96,7 +96,8 @@ pub fn instructions(emulator: &RunningEmulator, mcp_base: &str) -> String {
     let sse_url = format!("{mcp_base}{SSE_PATH}");
     let login = emulator.base_url();
     let authorize = emulator.authorize_url(OOB_REDIRECT_URI, "demo");
-    let inspector = format!("npx -y @modelcontextprotocol/inspector --cli {mcp_url} --transport http");
+    let inspector =
+        format!("npx -y @modelcontextprotocol/inspector --cli {mcp_url} --transport http");
     let call = format!(
         "{inspector} --method tools/call --tool-name {}",
         token::NAME

@@ -48,14 +48,21 @@ async fn schema_mirrors_procores_input_table() {
         .find(|tool| tool["name"] == TOOL)
         .unwrap();
     assert_eq!(tool["name"], "get_or_refresh_an_access_token");
-    assert_eq!(tool["title"], "Get Or Refresh An Access Token");
+    assert_eq!(tool["title"], "Get or refresh a Procore access token");
     let schema = &tool["inputSchema"];
     let properties = schema["properties"].as_object().unwrap();
     let names: Vec<&str> = properties.keys().map(String::as_str).collect();
     assert_eq!(
-        names.len(),
-        6,
-        "exactly the six documented fields: {names:?}"
+        names,
+        [
+            "grant_type",
+            "client_id",
+            "client_secret",
+            "code",
+            "redirect_uri",
+            "refresh_token"
+        ],
+        "exactly the six documented fields, in the documented order"
     );
     for name in [
         "grant_type",
@@ -68,8 +75,8 @@ async fn schema_mirrors_procores_input_table() {
         assert_eq!(properties[name]["type"], "string", "{name}");
         let description = properties[name]["description"].as_str().unwrap();
         assert!(
-            description.len() > 80 && description.ends_with('.'),
-            "{name}: complete description"
+            description.len() > 60 && description.contains("e.g. "),
+            "{name}: a complete description with an example"
         );
         assert!(!description.contains("..."), "{name}: nothing truncated");
     }
@@ -95,10 +102,16 @@ async fn schema_mirrors_procores_input_table() {
     assert_eq!(annotations["idempotentHint"], false);
     assert_eq!(annotations["openWorldHint"], true);
     let description = tool["description"].as_str().unwrap();
-    assert!(description.starts_with("Obtain a Procore OAuth 2.0 access token"));
+    assert!(description.starts_with("Get a Procore OAuth access token, or renew one"));
+    // The annotations say "destructive"; the prose says why, once.
+    assert_eq!(
+        description.matches("work once").count(),
+        1,
+        "the single-use rule, said once: {description}"
+    );
     assert!(
-        description.contains("Destructive"),
-        "description agrees with destructiveHint"
+        !description.contains("Destructive"),
+        "no repeat of the annotations"
     );
 
     let output = &tool["outputSchema"];

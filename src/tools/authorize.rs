@@ -17,43 +17,35 @@ use crate::{
 };
 
 pub const NAME: &str = "grant_app_authorization";
-const TITLE: &str = "Grant App Authorization";
+const TITLE: &str = "Build Procore sign-in link";
 const FIELDS: [&str; 3] = ["client_id", "redirect_uri", "state"];
 /// How long Procore's authorization codes live.
 const CODE_LIFETIME_SECS: u64 = 600;
 
 const DESCRIPTION: &str = "\
-Build the Procore sign-in link (GET /oauth/authorize on the configured login host) that a \
-user opens to approve this app and receive a one-use authorization code. Read-only: it sends \
-nothing to Procore and changes nothing; it composes the URL and a random state.
-
-Use it when there is no token yet, or when the refresh token is lost or answers \
-invalid_grant. Do not use it to renew a token (get_or_refresh_an_access_token with \
-grant_type=refresh_token does that) or for a service account (grant_type=client_credentials \
-needs no user).
-
-Next steps: give authorize_url to the user to open, sign in to Procore and approve. With the \
-default redirect_uri urn:ietf:wg:oauth:2.0:oob, Procore shows the code on the page; ask the \
-user to paste it back. With a web redirect_uri, the code arrives as ?code=… on that address, \
-next to state, which must match. Within 10 minutes, exchange the code once with \
-get_or_refresh_an_access_token: grant_type=authorization_code, code, and this same \
-redirect_uri.
-
-Returns authorize_url, state, redirect_uri, client_id and code_valid_for_seconds.";
+Build the Procore sign-in link (GET /oauth/authorize) a user opens to approve this app; it \
+contacts nothing. Use it when there is no token yet, or when a refresh answers \
+invalid_grant; not to renew a token (get_or_refresh_an_access_token with \
+grant_type=refresh_token) nor for a service account (grant_type=client_credentials needs no \
+user). Give authorize_url to the user. With the default redirect_uri, Procore shows the code \
+on its page for the user to paste back; with a web redirect_uri, it arrives as ?code= beside \
+state, which must match. Exchange it once, within code_valid_for_seconds, with \
+get_or_refresh_an_access_token: grant_type=authorization_code, the code and this \
+redirect_uri.";
 
 /// The tool as published in `tools/list`.
 pub fn definition(capabilities: Capabilities) -> Tool {
     let (client_id, required) = if capabilities.credentials_held {
         (
-            "Optional: the application's Client ID; when omitted, the one this server holds \
-             is used. Only the ID goes into the link, never a secret.",
+            "Omit it: this server holds the app's Client ID. If given, it goes into the link \
+             instead (no secret ever does). e.g. 8f2c9a1b4d7e6f03",
             json!([]),
         )
     } else {
         (
-            "The application's Client ID, from its page in the Procore Developer Portal, for \
-             the same Procore environment as the login host. Only the ID goes into the link, \
-             never a secret.",
+            "The app's Client ID from the Procore Developer Portal, of this login host's \
+             environment (sandbox IDs fail in production). It goes into the link; no secret \
+             does. e.g. 8f2c9a1b4d7e6f03",
             json!(["client_id"]),
         )
     };
@@ -63,17 +55,16 @@ pub fn definition(capabilities: Capabilities) -> Tool {
             "client_id": { "type": "string", "description": client_id },
             "redirect_uri": {
                 "type": "string",
-                "description": "Where Procore sends the user after approval; it must equal, \
-                    character for character, a redirect URI registered for the app. Defaults \
-                    to urn:ietf:wg:oauth:2.0:oob, for installed, command-line and headless \
-                    apps: Procore then shows the code on its page instead of redirecting. \
-                    Use the same value again when exchanging the code."
+                "description": "A redirect URI registered for the app, character for \
+                    character; pass the same value with the code afterwards. Defaults to \
+                    urn:ietf:wg:oauth:2.0:oob, for which Procore shows the code on its page. \
+                    e.g. https://app.example.com/procore/callback"
             },
             "state": {
                 "type": "string",
-                "description": "Optional value Procore hands back unchanged with the code, to \
-                    tie the answer to this request and guard against cross-site request \
-                    forgery. When omitted, a random one is generated and returned."
+                "description": "A value Procore hands back unchanged beside the code, to tie \
+                    the answer to this link (against cross-site request forgery); a random one \
+                    is made when omitted. e.g. 7d1e0c2b9a"
             }
         },
         "required": required,
@@ -117,7 +108,13 @@ fn output_schema() -> JsonObject {
                 "description": "How long the code is valid once issued."
             }
         },
-        "required": ["authorize_url", "state", "redirect_uri", "client_id"]
+        "required": [
+            "authorize_url",
+            "state",
+            "redirect_uri",
+            "client_id",
+            "code_valid_for_seconds"
+        ]
     }))
 }
 

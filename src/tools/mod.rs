@@ -342,3 +342,51 @@ const METHODS_SERVED: [&str; 5] = [
     "tools/list",
     "tools/call",
 ];
+
+#[cfg(test)]
+mod definition_length {
+    use super::*;
+
+    /// Every description an agent reads, in every configuration, stays short: a tool's at
+    /// most 130 words, a parameter's at most 45, and each parameter shows an example value.
+    #[test]
+    fn descriptions_are_short_and_parameters_show_an_example() {
+        for credentials_held in [false, true] {
+            for token_store in [false, true] {
+                let capabilities = Capabilities {
+                    credentials_held,
+                    token_store,
+                };
+                for tool in [
+                    authorize::definition(capabilities),
+                    token::definition(capabilities),
+                    token_info::definition(capabilities),
+                    revoke::definition(capabilities),
+                ] {
+                    let words = tool
+                        .description
+                        .as_deref()
+                        .unwrap_or("")
+                        .split_whitespace()
+                        .count();
+                    assert!(
+                        words <= 130,
+                        "{} ({capabilities:?}): {words} words",
+                        tool.name
+                    );
+                    let properties = tool.input_schema["properties"].as_object().unwrap();
+                    for (name, property) in properties {
+                        let text = property["description"].as_str().unwrap();
+                        let words = text.split_whitespace().count();
+                        assert!(words <= 45, "{}.{name}: {words} words", tool.name);
+                        assert!(
+                            text.contains("e.g. "),
+                            "{}.{name} shows an example",
+                            tool.name
+                        );
+                    }
+                }
+            }
+        }
+    }
+}

@@ -19,25 +19,19 @@ use crate::{
 };
 
 pub const NAME: &str = "revoke_token";
-const TITLE: &str = "Revoke Token";
+const TITLE: &str = "Revoke a Procore token pair";
 const FIELDS: [&str; 3] = ["token", "client_id", "client_secret"];
 
 const DESCRIPTION: &str = "\
-Revoke a Procore token: sends POST /oauth/revoke to the configured login host. The access \
-token and its refresh token stop working together, at once and for good. Destructive and \
-irreversible: to get tokens again the user must authorize the app again \
-(grant_app_authorization, then get_or_refresh_an_access_token).
+Revoke a Procore token with POST /oauth/revoke: the access token and its refresh token stop \
+working together, at once and for good. Use it when a user disconnects the app or a token \
+may have leaked; not to pause work you will resume, nor to renew a token \
+(get_or_refresh_an_access_token does). To get tokens again, the user must authorize anew \
+(grant_app_authorization). Procore answers 200 also for a token it does not know, so \
+revoking twice is harmless.";
 
-Use it when a user disconnects the app or a token may have leaked. Do not use it to end \
-work you will resume, or to renew a token (get_or_refresh_an_access_token does that).
-
-Procore answers 200 also for a token it does not know, so revoking twice is harmless. \
-Returns revoked, removed_from_store (whether this server's token store dropped the pair) and \
-Procore's response body as received.";
-
-const STORE_NOTE: &str = "\n\nThis server keeps a token store: omit token to revoke the \
-stored pair of client_id (or of the server-held client), which is then removed from the \
-store.";
+const STORE_NOTE: &str = " This server keeps a token store: omit token to revoke the stored \
+pair of client_id; removed_from_store says whether the store dropped it.";
 
 /// The tool as published in `tools/list`.
 pub fn definition(capabilities: Capabilities) -> Tool {
@@ -46,23 +40,26 @@ pub fn definition(capabilities: Capabilities) -> Tool {
         description.push_str(STORE_NOTE);
     }
     let token = if capabilities.token_store {
-        "The access token or refresh token to revoke (either kills both). Optional here: when \
-         omitted, the stored pair's access token is revoked."
+        "The access or refresh token to revoke (either ends both); omit it to revoke the \
+         stored pair of client_id. e.g. 9e4b2f7c1a0d"
     } else {
-        "The access token or refresh token to revoke; either kills both."
+        "The access or refresh token to revoke (either ends both), from a \
+         get_or_refresh_an_access_token answer. e.g. 9e4b2f7c1a0d"
     };
     let (client_id, client_secret) = if capabilities.credentials_held {
         (
-            "Optional: the application's Client ID; when omitted, the one this server holds is \
-             used.",
-            "Optional, and best omitted: this server holds the Client Secret and fills it in, \
-             so it never passes through the conversation.",
+            "Omit it: this server holds the app's Client ID. If given, it is sent instead, \
+             and client_secret must belong to it. e.g. 8f2c9a1b4d7e6f03",
+            "Omit it: this server holds the app's Client Secret, so it need not pass through \
+             the conversation. If given, it is sent instead, with client_id. e.g. the \
+             64-character value from the Developer Portal",
         )
     } else {
         (
-            "The Client ID of the application the token was issued to.",
-            "The application's Client Secret, paired with client_id. Treat it as a password: \
-             never show it to the user or write it into files.",
+            "The Client ID of the app the token was issued to, paired with client_secret. \
+             e.g. 8f2c9a1b4d7e6f03",
+            "The app's Client Secret, paired with client_id. Treat it as a password: never \
+             show or store it. e.g. the 64-character value from the Developer Portal",
         )
     };
     let mut required = Vec::new();
@@ -87,7 +84,7 @@ pub fn definition(capabilities: Capabilities) -> Tool {
         TITLE,
         description,
         schema,
-        output_schema(),
+        output_schema(capabilities.token_store),
         Behaviour {
             read_only: false,
             destructive: true,
@@ -97,24 +94,33 @@ pub fn definition(capabilities: Capabilities) -> Tool {
     )
 }
 
-fn output_schema() -> JsonObject {
+/// `removed_from_store` is there only when the server has a token store.
+fn output_schema(token_store: bool) -> JsonObject {
+    let mut properties = json!({
+        "revoked": {
+            "type": "boolean",
+            "description": "True when Procore accepted the revocation (HTTP 2xx)."
+        },
+        "response": {
+            "type": "string",
+            "description": "Procore's response body, as received."
+        }
+    });
+    let mut required = vec!["revoked", "response"];
+    if token_store && let Some(map) = properties.as_object_mut() {
+        map.insert(
+            "removed_from_store".into(),
+            json!({
+                "type": "boolean",
+                "description": "True when the token store held the pair and dropped it."
+            }),
+        );
+        required.push("removed_from_store");
+    }
     json_object(json!({
         "type": "object",
-        "properties": {
-            "revoked": {
-                "type": "boolean",
-                "description": "True when Procore accepted the revocation (HTTP 2xx)."
-            },
-            "removed_from_store": {
-                "type": "boolean",
-                "description": "True when this server's token store held the pair and dropped it."
-            },
-            "response": {
-                "type": "string",
-                "description": "Procore's response body, as received."
-            }
-        },
-        "required": ["revoked", "removed_from_store", "response"]
+        "properties": properties,
+        "required": required
     }))
 }
 
@@ -164,11 +170,16 @@ pub async fn call(
         Some(Ok(removed)) => (removed, None),
         Some(Err(error)) => (false, Some(error)),
     };
-    let mut result = outcome::summary(json!({
+    let mut summary = json!({
         "revoked": true,
-        "removed_from_store": removed,
         "response": sent.scrub(&String::from_utf8_lossy(&response.body)),
-    }));
+    });
+    if exchange.store().is_some()
+        && let Some(map) = summary.as_object_mut()
+    {
+        map.insert("removed_from_store".into(), removed.into());
+    }
+    let mut result = outcome::summary(summary);
     if let Some(error) = store_note {
         result.content.push(rmcp::model::ContentBlock::text(format!(
             "Warning: the token was revoked, but the token store could not be updated \

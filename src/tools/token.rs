@@ -21,7 +21,7 @@ use crate::{
 };
 
 pub const NAME: &str = "get_or_refresh_an_access_token";
-const TITLE: &str = "Get Or Refresh An Access Token";
+const TITLE: &str = "Get or refresh a Procore access token";
 const FIELDS: [&str; 6] = [
     "grant_type",
     "client_id",
@@ -32,40 +32,20 @@ const FIELDS: [&str; 6] = [
 ];
 
 const DESCRIPTION: &str = "\
-Obtain a Procore OAuth 2.0 access token, or renew one: sends one POST to the configured \
-Procore login host's /oauth/token and returns Procore's token JSON exactly as received.
+Get a Procore OAuth access token, or renew one, with one POST /oauth/token; returns \
+Procore's token JSON as received. grant_type: authorization_code once a user approved the \
+app (see grant_app_authorization), refresh_token when the access token expires, \
+client_credentials for a service account. Codes and refresh tokens work once; each answer \
+brings the next refresh token, so keep the newest. Nothing is retried; failures carry \
+Procore's status, body and a hint (on 429, when to retry). Check a token with \
+get_token_info; end one with revoke_token.";
 
-Pick grant_type:
-- authorization_code: a user has just approved the app and you hold the code from \
-Procore's /oauth/authorize page. Send code and the same redirect_uri used there.
-- refresh_token: the access token has expired or is about to (created_at + expires_in). \
-Send the refresh_token from the latest token response.
-- client_credentials: a Developer Managed Service Account acting without a user; no code, \
-and no refresh token comes back (ask again when the token expires).
+const HELD_NOTE: &str = " This server holds client_id and client_secret: omit both, so the \
+secret stays out of the conversation.";
 
-Returns access_token, token_type (\"bearer\"), expires_in (seconds), refresh_token (absent \
-for client_credentials), created_at (Unix seconds), plus any field Procore adds. Use the \
-access token as `Authorization: Bearer <access_token>` on Procore's API host.
-
-Destructive: an authorization code works once, and a refresh token works once. A refresh \
-invalidates the old refresh token at once, even if its answer is lost, so keep the new \
-refresh_token from the response and drop the old one. Never send the same refresh token \
-twice, and never run two refreshes in parallel. Nothing is retried automatically. On \
-failure the result is an error with Procore's HTTP status, its response body and a hint \
-(for HTTP 429, the Retry-After to wait).
-
-Not for checking whether a token still works (get_token_info does that and consumes \
-nothing) or for starting a user's sign-in (grant_app_authorization builds the link that \
-yields the code). To end a pair for good, use revoke_token.";
-
-const HELD_NOTE: &str = "\n\nThis server holds the app's client_id and client_secret: \
-omit both and it fills them in, so the secret never passes through the conversation.";
-
-const STORE_NOTE: &str = "\n\nThis server keeps a token store: every token response is \
-saved before it is returned. With grant_type=refresh_token you may omit refresh_token and \
-the stored one is used, and a pair the store rotated under 2 seconds ago is returned as is. \
-Concurrent refreshes of one token become a single request, and a retry with a refresh token the store rotated moments ago returns the stored new pair instead \
-of failing.";
+const STORE_NOTE: &str = " This server stores each answer before returning it: omit \
+refresh_token to renew the stored pair; simultaneous refreshes become one request, and a \
+retry with a token just rotated gets the stored successor.";
 
 /// The tool as published in `tools/list`.
 pub fn definition(capabilities: Capabilities) -> Tool {
@@ -93,38 +73,31 @@ pub fn definition(capabilities: Capabilities) -> Tool {
 
 fn input_schema(capabilities: Capabilities) -> JsonObject {
     let refresh_token = if capabilities.token_store {
-        "The refresh_token from the most recent token response. Needed with \
-         grant_type=refresh_token, but optional here: when omitted, the refresh token held in \
-         this server's token store is used. Single use: Procore invalidates it the moment it \
-         receives it and returns its successor, which the store keeps. Sending an old one \
-         gives invalid_grant, unless this store rotated it within the reuse window, in which \
-         case the stored new pair is returned."
+        "With grant_type=refresh_token: the refresh_token of the latest token response, or \
+         omit it to renew the stored pair. It works once; the answer brings its successor, \
+         which the store keeps. e.g. 1c0d6e8f2a9b4c7d"
     } else {
-        "The refresh_token from the most recent token response. Required with \
-         grant_type=refresh_token. Single use: Procore invalidates it the moment it receives \
-         it and returns its successor, which must replace it. Sending an old one, or the same \
-         one from two refreshes at once, gives invalid_grant and the user must authorize \
-         again."
+        "With grant_type=refresh_token: the refresh_token of the latest token response. It \
+         works once; the answer brings its successor, which replaces it. \
+         e.g. 1c0d6e8f2a9b4c7d"
     };
     let (client_id, client_secret, required) = if capabilities.credentials_held {
         (
-            "Optional: this server holds the application's Client ID and uses it when this \
-             field is omitted. If given, it is sent as given, and it must belong to the same \
-             Procore environment as the login host, or Procore answers invalid_client.",
-            "Optional, and best omitted: this server holds the Client Secret and fills it in, \
-             so the secret never has to pass through the conversation. If given, it is sent \
-             as given.",
+            "Omit it: this server holds the app's Client ID. If given, it is sent instead, \
+             and client_secret must belong to it. e.g. 8f2c9a1b4d7e6f03",
+            "Omit it: this server holds the app's Client Secret, so it need not pass through \
+             the conversation. If given, it is sent instead, with client_id. e.g. the \
+             64-character value from the Developer Portal",
             json!(["grant_type"]),
         )
     } else {
         (
-            "The application's Client ID, from its page in the Procore Developer Portal. \
-             Credentials belong to one environment: sandbox credentials fail against the \
-             production login host and the reverse, with invalid_client.",
-            "The application's Client Secret, paired with client_id, from the Procore \
-             Developer Portal. Treat it as a password: never show it to the user, log it or \
-             write it into files. A wrong secret, or one from another environment, gives \
-             invalid_client.",
+            "The app's Client ID from the Procore Developer Portal, paired with \
+             client_secret; both must be of this login host's environment, or Procore \
+             answers invalid_client. e.g. 8f2c9a1b4d7e6f03",
+            "The app's Client Secret from the Procore Developer Portal, paired with \
+             client_id. Treat it as a password: never show or store it. e.g. the 64-character \
+             value beside the Client ID",
             json!(["grant_type", "client_id", "client_secret"]),
         )
     };
@@ -134,34 +107,23 @@ fn input_schema(capabilities: Capabilities) -> JsonObject {
             "grant_type": {
                 "type": "string",
                 "enum": GrantType::ALL.map(GrantType::as_str),
-                "description": "Which OAuth 2.0 grant to use. authorization_code: exchange a \
-                    code the user obtained by approving the app (needs code and \
-                    redirect_uri). refresh_token: renew an expired or expiring access token \
-                    (needs refresh_token). client_credentials: get a token for a Developer \
-                    Managed Service Account, without a user or code. Any other value is \
-                    refused before anything is sent."
+                "description": "Which grant: authorization_code (send code and redirect_uri), \
+                    refresh_token (send refresh_token) or client_credentials (nothing more). \
+                    e.g. refresh_token"
             },
             "client_id": { "type": "string", "description": client_id },
             "client_secret": { "type": "string", "description": client_secret },
             "code": {
                 "type": "string",
-                "description": "The authorization code from Procore's /oauth/authorize step: \
-                    the code= value in the redirect to your redirect_uri, or, with \
-                    redirect_uri urn:ietf:wg:oauth:2.0:oob, the code shown on the page at \
-                    /oauth/authorize/<CODE> for the user to copy. Required with \
-                    grant_type=authorization_code; not used by the other grants. It is valid \
-                    for 10 minutes and for one exchange only: a late or second use gives \
-                    invalid_grant, and the user must authorize again."
+                "description": "With grant_type=authorization_code: the one-use code the user \
+                    got after approving the link of grant_app_authorization (shown on the \
+                    page, or ?code= on redirect_uri), valid 10 minutes. e.g. 4f9a0c3e7b21d8a6"
             },
             "redirect_uri": {
                 "type": "string",
-                "description": "The redirect URI registered for the application, character \
-                    for character the one used in the authorize request. \
-                    urn:ietf:wg:oauth:2.0:oob for installed, command-line and headless apps \
-                    (Procore shows the code to the user instead of redirecting); the \
-                    registered https:// address for web apps. Required with \
-                    grant_type=authorization_code; Procore's examples also send it when \
-                    refreshing. A mismatch gives invalid_grant."
+                "description": "With grant_type=authorization_code: the redirect_uri of the \
+                    sign-in link, character for character; another one gives invalid_grant. \
+                    e.g. urn:ietf:wg:oauth:2.0:oob"
             },
             "refresh_token": { "type": "string", "description": refresh_token }
         },
@@ -379,7 +341,7 @@ mod tests {
             closed
                 .description
                 .unwrap()
-                .contains("holds the app's client_id")
+                .contains("holds client_id and client_secret: omit both")
         );
     }
 

@@ -16,23 +16,18 @@ use crate::{
 };
 
 pub const NAME: &str = "get_token_info";
-const TITLE: &str = "Get Token Info";
+const TITLE: &str = "Check a Procore access token";
 
 const DESCRIPTION: &str = "\
-Check a Procore access token: sends GET /oauth/token/info to the configured login host with \
-the token as a Bearer header, and returns Procore's answer verbatim: resource_owner_id (the \
-Procore user), scopes, expires_in_seconds (time left), application.uid (the client ID it was \
-issued to) and created_at. Read-only: nothing is consumed or changed, so it is safe to call \
-at any time.
+Check a Procore access token with GET /oauth/token/info and return Procore's answer as \
+received: the user, scopes, seconds left and the app it was issued to. It consumes and \
+changes nothing, so it is safe to call at any time. Use it to learn whether a token still \
+works and how long it has left; it renews nothing (get_or_refresh_an_access_token does). An \
+expired, revoked or foreign token comes back as an error (HTTP 401, invalid_token) with a \
+hint.";
 
-Use it to learn whether a token still works, how long it has left, or which user and app it \
-belongs to. It does not renew anything: for a new access token use \
-get_or_refresh_an_access_token. An expired, revoked or foreign token comes back as an error \
-(HTTP 401, invalid_token) with a hint.";
-
-const STORE_NOTE: &str = "\n\nThis server keeps a token store: omit access_token to check \
-the stored access token (of client_id, of the server-held client, or of the only stored \
-pair).";
+const STORE_NOTE: &str = " This server keeps a token store: omit access_token to check the \
+stored one.";
 
 /// The tool as published in `tools/list`.
 pub fn definition(capabilities: Capabilities) -> Tool {
@@ -40,12 +35,11 @@ pub fn definition(capabilities: Capabilities) -> Tool {
         "access_token": {
             "type": "string",
             "description": if capabilities.token_store {
-                "The access token to check, as returned in access_token by \
-                 get_or_refresh_an_access_token. Optional here: when omitted, the stored \
-                 access token is checked."
+                "The access_token of a get_or_refresh_an_access_token answer; omit it to check \
+                 the stored pair's (see client_id). e.g. 9e4b2f7c1a0d"
             } else {
-                "The access token to check, as returned in access_token by \
-                 get_or_refresh_an_access_token."
+                "The access_token of a get_or_refresh_an_access_token answer. \
+                 e.g. 9e4b2f7c1a0d"
             }
         }
     });
@@ -57,9 +51,10 @@ pub fn definition(capabilities: Capabilities) -> Tool {
                 "client_id".into(),
                 json!({
                     "type": "string",
-                    "description": "Which stored pair to check when access_token is omitted: \
-                        the application's Client ID. Defaults to the client this server holds, \
-                        or the only pair stored for this login host."
+                    "description": "Whose stored access token to check when access_token is \
+                        omitted: the app's Client ID. Defaults to the client this server \
+                        holds, or the only pair stored for this login host. \
+                        e.g. 8f2c9a1b4d7e6f03"
                 }),
             );
         }
