@@ -378,6 +378,14 @@ pub async fn call_token(client: &Client, arguments: Value) -> CallToolResult {
         .expect("tools/call answered")
 }
 
+/// Assert that a `tools/list` answer matches `tests/snapshots/{name}.snap`. The files keep
+/// the names they had when each module was its own test binary (`tool_list__tools_open`).
+pub fn assert_tool_list_snapshot(name: &str, tools: &Value) {
+    insta::with_settings!({snapshot_path => "../snapshots", prepend_module_to_snapshot => false}, {
+        insta::assert_json_snapshot!(name, tools);
+    });
+}
+
 /// The tool called `name` in a `tools/list` answer.
 pub fn find_tool<'a>(tools: &'a [rmcp::model::Tool], name: &str) -> &'a rmcp::model::Tool {
     tools

@@ -1,18 +1,10 @@
 //! What goes to the login host and what comes back, through the real binary over stdio:
 //! the exact request, the verbatim result, every error path, no retries, the timeout, and
 //! server-held credentials.
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing
-)]
-
-mod common;
 
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::*;
 use serde_json::{Value, json};
 
 async fn against(upstream: &Upstream) -> (Client, Logs) {

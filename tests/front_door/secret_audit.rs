@@ -4,18 +4,10 @@
 //! upstream error, a timeout, cancelled and abandoned calls, and every 4xx/5xx the server
 //! itself answers — over every transport, with `RUST_LOG=trace`. None may appear in any log
 //! line, nor in any answer but the token response itself (the product).
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing
-)]
-
-mod common;
 
 use std::time::Duration;
 
-use common::{
+use crate::common::{
     canaries::*,
     faulty_upstream::{Fault, FaultyUpstream, response},
     raw_mcp::{self, Answer, RawSession, RawSseSession, RawStdio},

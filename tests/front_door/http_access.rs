@@ -3,16 +3,8 @@
 //! and real clients with the token work on every transport; a non-loopback listener without
 //! a token is refused at start-up; `--allow-unauthenticated` warns at every start; the
 //! Host/Origin guard stays on; every answer carries `Cache-Control: no-store`.
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing
-)]
 
-mod common;
-
-use common::{raw_mcp, *};
+use crate::common::{raw_mcp, *};
 use reqwest::{Method, StatusCode};
 
 const TOKEN: &str = "bearer-canary-0f9e8d7c6b5a";

@@ -1,18 +1,10 @@
 //! No secret in any log line at any level: every path of a token call, at RUST_LOG=trace
 //! (which also turns on hyper's, reqwest's, axum's and rmcp's own logs), over stdio and
 //! HTTP, with canary values that are searched for in the captured stderr.
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing
-)]
-
-mod common;
 
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 use serde_json::json;
 
 const CANARIES: [&str; 6] = [

@@ -1,18 +1,10 @@
 //! Every transport through the real binary and rmcp's client: stdio, streamable HTTP in
 //! both protocol eras, the old HTTP+SSE endpoints; Host/Origin refusal on each endpoint;
 //! stdio's clean stdout and exit; graceful stop on SIGTERM and SIGINT.
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing
-)]
-
-mod common;
 
 use std::{process::Stdio, time::Duration};
 
-use common::*;
+use crate::common::*;
 use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -123,10 +115,10 @@ async fn stdio_stdout_carries_only_json_rpc_and_exits_0_when_stdin_closes() {
 async fn stdio_answers_a_line_that_is_not_json_with_a_parse_error_and_goes_on() {
     init();
     let upstream = Upstream::start().await;
-    let mut stdio = common::raw_mcp::RawStdio::spawn(&Launch::against(&upstream.url));
-    stdio.send(common::raw_mcp::INITIALIZE).await;
+    let mut stdio = crate::common::raw_mcp::RawStdio::spawn(&Launch::against(&upstream.url));
+    stdio.send(crate::common::raw_mcp::INITIALIZE).await;
     assert!(stdio.next_reply().await["result"]["serverInfo"].is_object());
-    stdio.send(common::raw_mcp::INITIALIZED).await;
+    stdio.send(crate::common::raw_mcp::INITIALIZED).await;
     stdio
         .send(r#"{"jsonrpc":"2.0","id":5,"method":"tools/call","params":{"name":"get_or_"#)
         .await;

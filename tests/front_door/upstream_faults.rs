@@ -2,20 +2,12 @@
 //! loopback login host, gives a clear `isError` naming what happened, the next call on the
 //! same server works, and a huge body neither gets buffered nor grows the server's memory.
 //! The server runs as the real binary over streamable HTTP with a 1 s upstream timeout.
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing
-)]
-
-mod common;
 
 use std::time::{Duration, Instant};
 
 use serde_json::json;
 
-use common::{
+use crate::common::{
     faulty_upstream::{Fault, FaultyUpstream, response},
     *,
 };

@@ -3,18 +3,10 @@
 //! fields, deeply nested JSON, a client that disconnects mid-call and 500 concurrent SSE
 //! connections. Each gets the proper JSON-RPC error or HTTP status, and the server keeps
 //! answering everyone else.
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing
-)]
-
-mod common;
 
 use std::time::Duration;
 
-use common::{
+use crate::common::{
     raw_mcp::{self, Answer, RawSession, RawSseSession, RawStdio},
     *,
 };
