@@ -1,7 +1,6 @@
 //! Test support around the local OAuth emulator: a user's browser at the authorize page,
 //! plain HTTP calls to its endpoints, and the `emulator` and `demo` subcommands of the real
 //! binary with their start-up lines parsed.
-#![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::{process::Stdio, time::Duration};
 

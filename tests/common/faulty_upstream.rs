@@ -2,7 +2,6 @@
 //! resets mid-body, answers raw bytes of any kind, streams a huge body while counting what
 //! it managed to write, or stops listening altogether. Requests without a scripted fault
 //! get a token response, so a test can show the next call works.
-#![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::{
     collections::VecDeque,
@@ -41,7 +40,7 @@ pub enum Fault {
 /// What happened to a huge body.
 #[derive(Debug, Clone, Copy)]
 pub struct HugeOutcome {
-    pub size: usize,
+    /// Bytes of the body written before the end.
     pub written: usize,
     /// The reader closed or reset the connection before the body was fully written.
     pub cut_off: bool,
@@ -234,7 +233,6 @@ async fn serve(mut stream: TcpStream, shared: Arc<Shared>) {
             }
             head.push_str("connection: close\r\n\r\n");
             let mut outcome = HugeOutcome {
-                size,
                 written: 0,
                 cut_off: false,
             };

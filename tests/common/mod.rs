@@ -1,14 +1,14 @@
 //! Shared test support: a recording upstream on 127.0.0.1, the real binary spawned over
 //! stdio or HTTP with its stderr captured, and rmcp clients for every transport (including
 //! a small client for the old HTTP+SSE transport, which rmcp no longer ships).
-#![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 pub mod authed_clients;
-pub mod canaries;
 pub mod emulator_flow;
 pub mod faulty_upstream;
+pub mod fixtures;
 pub mod raw_mcp;
 pub mod sse_client;
+pub mod sse_events;
 
 use std::{
     collections::VecDeque,
@@ -35,15 +35,12 @@ use rmcp::{
 use serde_json::{Value, json};
 use tokio::{io::AsyncBufReadExt, process::Command};
 
+pub use fixtures::{TOKEN_BODY, TOOL};
+
 pub type Client = RunningService<RoleClient, ()>;
 
 /// The binary under test.
 pub const BIN: &str = env!("CARGO_BIN_EXE_procore-token-mcp");
-pub const TOOL: &str = "get_or_refresh_an_access_token";
-
-/// A token response as Procore formats it, with an extra field and odd spacing so a test
-/// can tell a verbatim copy from a re-serialized one.
-pub const TOKEN_BODY: &str = "{\"access_token\":\"at-canary-7f3a\", \"token_type\":\"bearer\",\n \"expires_in\":5400,\"refresh_token\":\"rt-canary-91bc\",\"created_at\":1484786897,\"zz_extra\":{\"b\":1,\"a\":2}}";
 
 pub fn init() {
     procore_token_mcp::tls::install_crypto_provider();

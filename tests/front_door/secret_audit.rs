@@ -8,8 +8,8 @@
 use std::time::Duration;
 
 use crate::common::{
-    canaries::*,
     faulty_upstream::{Fault, FaultyUpstream, response},
+    fixtures::*,
     raw_mcp::{self, Answer, RawSession, RawSseSession, RawStdio},
     *,
 };
