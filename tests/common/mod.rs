@@ -89,11 +89,6 @@ impl Reply {
     pub fn token() -> Self {
         Self::new(200, TOKEN_BODY)
     }
-    pub fn header(mut self, name: &str, value: &str) -> Self {
-        self.headers.retain(|(n, _)| !n.eq_ignore_ascii_case(name));
-        self.headers.push((name.into(), value.into()));
-        self
-    }
     pub fn delayed(mut self, delay: Duration) -> Self {
         self.delay = delay;
         self

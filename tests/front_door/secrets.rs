@@ -1,9 +1,13 @@
-//! Secret hygiene audit: canary secrets (the client secret, passed and held, an
+//! What the server writes about a call, and the secrets it never writes. The log has one
+//! line per tool call with the tool, the grant type, the upstream status and the latency.
+//! The secret hygiene audit: canary secrets (the client secret, passed and held, an
 //! authorization code, refresh tokens in and out, the access token, the server's own bearer
 //! token and a wrong one a caller presents) are pushed through every path — success, each
 //! upstream error, a timeout, cancelled and abandoned calls, and every 4xx/5xx the server
-//! itself answers — over every transport, with `RUST_LOG=trace`. None may appear in any log
-//! line, nor in any answer but the token response itself (the product).
+//! itself answers — over every transport, with `RUST_LOG=trace` (which also turns on
+//! hyper's, reqwest's, axum's and rmcp's own logs). None may appear in any log line, nor in
+//! any answer but the token response itself (the product). And no peer's message reaches
+//! the log at any level, whatever its shape.
 
 use std::time::Duration;
 
@@ -174,6 +178,10 @@ fn grants() -> Vec<(&'static str, Value)> {
         (
             "held refresh_token",
             json!({"grant_type": "refresh_token", "refresh_token": REFRESH_IN}),
+        ),
+        (
+            "client_credentials",
+            json!({"grant_type": "client_credentials", "client_id": "cid", "client_secret": CLIENT_SECRET}),
         ),
     ]
 }
@@ -709,4 +717,23 @@ async fn no_peer_message_reaches_the_log_over_http_at_any_level() {
         }
         assert_no_input_canary(&what, &logs);
     }
+}
+
+#[tokio::test]
+async fn one_log_line_per_tool_call_with_grant_status_and_latency() {
+    init();
+    let upstream = Upstream::start().await;
+    let (client, logs) = stdio_client(&Launch::against(&upstream.url)).await;
+    upstream.push(Reply::new(400, r#"{"error":"invalid_grant"}"#));
+    call_token(&client, refresh("rt-x")).await;
+    let line = logs.wait_for("tool call").await;
+    for part in [
+        "tool=\"get_or_refresh_an_access_token\"",
+        "grant_type=\"refresh_token\"",
+        "upstream=400",
+        "latency_ms=",
+    ] {
+        assert!(line.contains(part), "{part} in {line}");
+    }
+    client.cancel().await.unwrap();
 }
