@@ -16,7 +16,7 @@ use tokio::{
     task::{JoinHandle, JoinSet},
 };
 
-use super::TOKEN_BODY;
+use super::{TOKEN_BODY, wait_until};
 
 /// What the upstream does with one connection.
 #[derive(Debug, Clone)]
@@ -96,6 +96,15 @@ impl FaultyUpstream {
         self.shared.requests.lock().unwrap().len()
     }
 
+    /// Wait until `n` requests have arrived.
+    pub async fn wait_for_requests(&self, n: usize) {
+        wait_until(
+            || self.count() >= n,
+            || format!("the upstream saw {} requests, not {n}", self.count()),
+        )
+        .await;
+    }
+
     /// Close the listening socket (and every open connection): connecting is refused.
     pub fn stop_listening(&mut self) {
         if let Some(task) = self.task.take() {
@@ -117,13 +126,13 @@ impl FaultyUpstream {
 
     /// Wait for the outcome of the huge body.
     pub async fn huge(&self) -> HugeOutcome {
-        for _ in 0..3000 {
-            if let Some(outcome) = *self.shared.huge.lock().unwrap() {
-                return outcome;
-            }
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-        panic!("the huge body was never written");
+        let outcome = || *self.shared.huge.lock().unwrap();
+        wait_until(
+            || outcome().is_some(),
+            || "the huge body was never written".to_owned(),
+        )
+        .await;
+        outcome().unwrap()
     }
 }
 

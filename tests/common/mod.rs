@@ -46,6 +46,18 @@ pub fn init() {
     procore_token_mcp::tls::install_crypto_provider();
 }
 
+/// Wait (up to 30 s, looking every 10 ms) until `condition` holds; panic with `what` (and
+/// what it says then) if it never does.
+pub async fn wait_until(condition: impl Fn() -> bool, what: impl Fn() -> String) {
+    for _ in 0..3000 {
+        if condition() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("gave up waiting: {}", what());
+}
+
 // ───────────────────────────── the upstream ─────────────────────────────
 
 /// One request the upstream received.
@@ -98,6 +110,8 @@ impl Reply {
 #[derive(Default)]
 struct UpstreamState {
     requests: Mutex<Vec<Recorded>>,
+    /// Replies handed back so far (a delayed one counts once its delay is over).
+    replied: Mutex<usize>,
     queue: Mutex<VecDeque<Reply>>,
     fallback: Mutex<Option<Reply>>,
 }
@@ -148,6 +162,25 @@ impl Upstream {
     pub fn count(&self) -> usize {
         self.state.requests.lock().unwrap().len()
     }
+
+    /// Wait until `n` requests have arrived.
+    pub async fn wait_for_requests(&self, n: usize) {
+        wait_until(
+            || self.count() >= n,
+            || format!("the upstream saw {} requests, not {n}", self.count()),
+        )
+        .await;
+    }
+
+    /// Wait until `n` replies have been handed back (delayed ones once their delay is over).
+    pub async fn wait_for_replies(&self, n: usize) {
+        let replied = || *self.state.replied.lock().unwrap();
+        wait_until(
+            || replied() >= n,
+            || format!("the upstream gave {} replies, not {n}", replied()),
+        )
+        .await;
+    }
 }
 
 async fn record_and_reply(State(state): State<Arc<UpstreamState>>, request: Request) -> Response {
@@ -169,6 +202,7 @@ async fn record_and_reply(State(state): State<Arc<UpstreamState>>, request: Requ
         .or_else(|| state.fallback.lock().unwrap().clone())
         .unwrap_or_else(|| Reply::new(500, "no reply scripted"));
     tokio::time::sleep(reply.delay).await;
+    *state.replied.lock().unwrap() += 1;
     let mut response = (StatusCode::from_u16(reply.status).unwrap(), reply.body).into_response();
     for (name, value) in reply.headers {
         response.headers_mut().insert(
@@ -181,39 +215,74 @@ async fn record_and_reply(State(state): State<Arc<UpstreamState>>, request: Requ
 
 // ───────────────────────────── the server under test ─────────────────────────────
 
-/// The server's stderr, collected as it is written.
+/// A process's output (its stderr, or stdout), collected line by line as it is written.
 #[derive(Clone, Default)]
-pub struct Logs(Arc<Mutex<String>>);
+pub struct Logs {
+    text: Arc<Mutex<String>>,
+    /// The stream has ended: the process closed it or exited.
+    closed: Arc<std::sync::atomic::AtomicBool>,
+}
 
 impl Logs {
-    pub fn follow(stderr: impl tokio::io::AsyncRead + Unpin + Send + 'static) -> Self {
+    pub fn follow(stream: impl tokio::io::AsyncRead + Unpin + Send + 'static) -> Self {
         let logs = Self::default();
-        let sink = logs.0.clone();
+        let (sink, closed) = (logs.text.clone(), logs.closed.clone());
         tokio::spawn(async move {
-            let mut lines = tokio::io::BufReader::new(stderr).lines();
+            let mut lines = tokio::io::BufReader::new(stream).lines();
             while let Ok(Some(line)) = lines.next_line().await {
                 let mut text = sink.lock().unwrap();
                 text.push_str(&line);
                 text.push('\n');
             }
+            closed.store(true, std::sync::atomic::Ordering::SeqCst);
         });
         logs
     }
 
     pub fn text(&self) -> String {
-        self.0.lock().unwrap().clone()
+        self.text.lock().unwrap().clone()
     }
 
-    /// Wait until a line containing `needle` has been written.
+    /// Wait until a line containing `needle` has been written; that line.
     pub async fn wait_for(&self, needle: &str) -> String {
-        for _ in 0..500 {
-            if let Some(line) = self.text().lines().find(|line| line.contains(needle)) {
-                return line.to_owned();
-            }
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-        panic!("no log line with {needle:?} in:\n{}", self.text());
+        let line = || {
+            self.text()
+                .lines()
+                .find(|line| line.contains(needle))
+                .map(str::to_owned)
+        };
+        wait_until(
+            || line().is_some(),
+            || format!("no line with {needle:?} in:\n{}", self.text()),
+        )
+        .await;
+        line().unwrap()
     }
+
+    /// Wait until the stream has ended (so every line is in); everything written.
+    pub async fn until_closed(&self) -> String {
+        wait_until(
+            || self.closed.load(std::sync::atomic::Ordering::SeqCst),
+            || format!("the stream is still open after:\n{}", self.text()),
+        )
+        .await;
+        self.text()
+    }
+}
+
+/// Send SIGTERM to `child` and wait (up to 20 s) for its exit status.
+pub async fn terminate(child: &mut tokio::process::Child) -> std::process::ExitStatus {
+    let pid = child.id().expect("running").to_string();
+    let sent = Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .await
+        .unwrap();
+    assert!(sent.success());
+    tokio::time::timeout(Duration::from_secs(20), child.wait())
+        .await
+        .expect("exits after SIGTERM")
+        .unwrap()
 }
 
 /// How to start the binary: arguments and environment on top of a clean environment.
@@ -314,6 +383,12 @@ impl HttpServer {
             .trim_end_matches(',');
         let base = url.trim_end_matches("/mcp").to_owned();
         Self { child, base, logs }
+    }
+
+    /// Stop the server with SIGTERM; everything it logged, once its stderr has closed.
+    pub async fn stop(mut self) -> String {
+        terminate(&mut self.child).await;
+        self.logs.until_closed().await
     }
 
     pub fn mcp_url(&self) -> String {

@@ -458,7 +458,7 @@ async fn the_emulator_subcommand_prints_a_parseable_banner_and_logs_no_secret() 
     assert_eq!(counted["successful_refreshes"], 1);
 
     // One log line per request, none with a secret.
-    wait_line(&process.logs, "route=\"/oauth/revoke\"").await;
+    process.logs.wait_for("route=\"/oauth/revoke\"").await;
     let logs = process.logs.text();
     for route in [
         "route=\"/oauth/authorize\"",

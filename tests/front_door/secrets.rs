@@ -265,9 +265,9 @@ async fn no_secret_escapes_over_http() {
     server_refusals(&server, &mut seen).await;
     cancelled_and_abandoned_calls(&server, &mut upstream, &mut seen).await;
 
-    tokio::time::sleep(Duration::from_millis(300)).await;
     seen.assert_clean();
-    assert_logs_clean(&server.logs.text());
+    // Every line the server wrote, to its exit.
+    assert_logs_clean(&server.stop().await);
 }
 
 /// Every 4xx/5xx the server answers by itself, each carrying secrets in the request.
@@ -455,13 +455,7 @@ async fn cancelled_and_abandoned_calls(
             let http = reqwest::Client::new();
             raw_mcp::post_mcp(&http, &url, Some(&id), Some(AUTH_TOKEN), body).await
         });
-        for _ in 0..300 {
-            if upstream.count() > before {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-        assert!(upstream.count() > before, "the call reached the upstream");
+        upstream.wait_for_requests(before + 1).await;
         if abandon {
             pending.abort();
         } else {
@@ -479,6 +473,7 @@ async fn cancelled_and_abandoned_calls(
     let mut sse = RawSseSession::open_with_token(server, AUTH_TOKEN).await;
     sse.initialize_with_token(server, AUTH_TOKEN).await;
     upstream.push(Fault::Hang);
+    let before = upstream.count();
     let answer = raw_mcp::post_message_with_token(
         server,
         &sse.id,
@@ -487,7 +482,8 @@ async fn cancelled_and_abandoned_calls(
     )
     .await;
     assert_eq!(answer.status, StatusCode::ACCEPTED);
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    // Cancelled once it is waiting on the upstream.
+    upstream.wait_for_requests(before + 1).await;
     let cancel =
         json!({"jsonrpc": "2.0", "method": "notifications/cancelled", "params": {"requestId": 71}});
     let answer =
@@ -508,6 +504,7 @@ async fn no_secret_escapes_over_stdio() {
     // Raw lines: broken messages around secrets, and a cancelled call.
     let mut stdio = RawStdio::spawn(&launch(&upstream));
     upstream.push(Fault::Hang);
+    let before = upstream.count();
     let lines = [
         raw_mcp::INITIALIZE.to_owned(),
         raw_mcp::INITIALIZED.to_owned(),
@@ -522,7 +519,8 @@ async fn no_secret_escapes_over_stdio() {
     for line in &lines {
         stdio.send(line).await;
     }
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // Call 4 (the only line that reaches the upstream) is cancelled while it waits there.
+    upstream.wait_for_requests(before + 1).await;
     let cancel =
         json!({"jsonrpc": "2.0", "method": "notifications/cancelled", "params": {"requestId": 4}});
     stdio.send(&cancel.to_string()).await;
@@ -544,7 +542,7 @@ async fn no_secret_escapes_over_stdio() {
     let (_, raw_logs) = stdio.finish().await;
 
     seen.assert_clean();
-    assert_logs_clean(&logs.text());
+    assert_logs_clean(&logs.until_closed().await);
     assert_logs_clean(&raw_logs);
 }
 
@@ -706,9 +704,9 @@ async fn no_peer_message_reaches_the_log_over_http_at_any_level() {
         // A request after them all: once answered, the notifications before it were handled.
         let answer = post(r#"{"jsonrpc":"2.0","id":"last","method":"ping"}"#.to_owned()).await;
         assert_eq!(answer.status, StatusCode::OK, "{answer:?}");
-        tokio::time::sleep(Duration::from_millis(200)).await;
         let what = format!("streamable HTTP, RUST_LOG={level:?}");
-        let logs = server.logs.text();
+        // Every line the server wrote, to its exit.
+        let logs = server.stop().await;
         if level.is_some() {
             assert!(
                 logs.contains("TRACE"),
