@@ -1,6 +1,8 @@
-//! Shared test support: a recording upstream on 127.0.0.1, the real binary spawned over
-//! stdio or HTTP with its stderr captured, and rmcp clients for every transport (including
-//! a small client for the old HTTP+SSE transport, which rmcp no longer ships).
+//! Support for the front-door tests (`tests/front_door/`): a recording upstream on
+//! 127.0.0.1, the real binary spawned over stdio or HTTP with its stderr captured, and rmcp
+//! clients for every transport (including a small client for the old HTTP+SSE transport,
+//! which rmcp no longer ships). `fixtures.rs` and `sse_events.rs` also serve `tests/fuzz.rs`,
+//! which includes only those two.
 
 pub mod authed_clients;
 pub mod emulator_flow;
