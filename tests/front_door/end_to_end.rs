@@ -548,7 +548,7 @@ async fn the_emulator_subcommand_refuses_bad_flags() {
     ] {
         let mut argv = vec!["emulator", "--listen", "127.0.0.1:0"];
         argv.extend(args);
-        let output = tokio::process::Command::new(crate::common::BIN)
+        let output = tokio::process::Command::new(BIN)
             .args(&argv)
             .env_remove("EMULATOR_CLIENT_ID")
             .output()

@@ -5,7 +5,7 @@
 
 use std::{process::Stdio, time::Duration};
 
-use crate::common::*;
+use crate::common::{raw_mcp, *};
 use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -116,10 +116,10 @@ async fn stdio_stdout_carries_only_json_rpc_and_exits_0_when_stdin_closes() {
 async fn stdio_answers_a_line_that_is_not_json_with_a_parse_error_and_goes_on() {
     init();
     let upstream = Upstream::start().await;
-    let mut stdio = crate::common::raw_mcp::RawStdio::spawn(&Launch::against(&upstream.url));
-    stdio.send(crate::common::raw_mcp::INITIALIZE).await;
+    let mut stdio = raw_mcp::RawStdio::spawn(&Launch::against(&upstream.url));
+    stdio.send(raw_mcp::INITIALIZE).await;
     assert!(stdio.next_reply().await["result"]["serverInfo"].is_object());
-    stdio.send(crate::common::raw_mcp::INITIALIZED).await;
+    stdio.send(raw_mcp::INITIALIZED).await;
     stdio
         .send(r#"{"jsonrpc":"2.0","id":5,"method":"tools/call","params":{"name":"get_or_"#)
         .await;
