@@ -18,7 +18,10 @@
     clippy::indexing_slicing
 )]
 
-mod common;
+#[path = "common/fixtures.rs"]
+mod fixtures;
+#[path = "common/sse_events.rs"]
+mod sse_events;
 
 use std::{
     net::SocketAddr,
@@ -32,7 +35,7 @@ use axum::{
     http::{Request, StatusCode},
     response::IntoResponse,
 };
-use common::{TOKEN_BODY, TOOL, canaries::*, sse_client::SseParser};
+use fixtures::*;
 use futures::StreamExt;
 use http_body_util::BodyExt;
 use procore_token_mcp::{
@@ -48,6 +51,7 @@ use proptest::{
     test_runner::{Config, TestCaseError, TestRunner},
 };
 use serde_json::{Map, Value, json};
+use sse_events::SseParser;
 use tokio::{
     io::{AsyncBufReadExt, AsyncWriteExt, BufReader, DuplexStream, WriteHalf},
     sync::{Mutex, mpsc},

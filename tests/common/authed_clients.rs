@@ -1,5 +1,4 @@
 //! rmcp clients of every HTTP transport that send `Authorization: Bearer <token>`.
-#![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use rmcp::{
     ClientLifecycleMode, ClientServiceExt, ServiceExt,

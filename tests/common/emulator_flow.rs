@@ -1,14 +1,13 @@
 //! Test support around the local OAuth emulator: a user's browser at the authorize page,
 //! plain HTTP calls to its endpoints, and the `emulator` and `demo` subcommands of the real
 //! binary with their start-up lines parsed.
-#![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::{process::Stdio, time::Duration};
 
 use procore_emulator::{Emulator, EmulatorConfig, RunningEmulator};
 use reqwest::{StatusCode, header::HeaderMap};
 use serde_json::Value;
-use tokio::process::{Child, Command};
+use tokio::process::Child;
 
 use super::{Launch, Logs};
 
@@ -205,17 +204,6 @@ pub async fn set_faults(base: &str, update: &Value) -> Answer {
     Answer::from(response).await
 }
 
-/// Wait (up to 30 s) for a line containing `needle`.
-pub async fn wait_line(lines: &Logs, needle: &str) -> String {
-    for _ in 0..3000 {
-        if let Some(line) = lines.text().lines().find(|line| line.contains(needle)) {
-            return line.to_owned();
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    panic!("no line with {needle:?} in:\n{}", lines.text());
-}
-
 /// The binary with `args` (on the clean environment of [`Launch`], without the emulator's
 /// variables either), its stdout and stderr followed.
 fn spawn(args: &[&str]) -> (Child, Logs, Logs) {
@@ -243,21 +231,6 @@ fn spawn(args: &[&str]) -> (Child, Logs, Logs) {
     (child, stdout, stderr)
 }
 
-/// Send SIGTERM and wait for the exit status.
-pub async fn terminate(child: &mut Child) -> std::process::ExitStatus {
-    let pid = child.id().expect("running").to_string();
-    let sent = Command::new("kill")
-        .args(["-TERM", &pid])
-        .status()
-        .await
-        .unwrap();
-    assert!(sent.success());
-    tokio::time::timeout(Duration::from_secs(20), child.wait())
-        .await
-        .expect("exits after SIGTERM")
-        .unwrap()
-}
-
 /// The `emulator` subcommand of the real binary.
 pub struct EmulatorProcess {
     pub child: Child,
@@ -276,13 +249,13 @@ impl EmulatorProcess {
         let mut args = vec!["emulator", "--listen", "127.0.0.1:0"];
         args.extend_from_slice(extra);
         let (child, stdout, logs) = spawn(&args);
-        let listening = wait_line(&stdout, "emulator listening on ").await;
+        let listening = stdout.wait_for("emulator listening on ").await;
         let base = listening
             .strip_prefix("emulator listening on ")
             .expect("banner starts the line")
             .trim()
             .to_owned();
-        let app = wait_line(&stdout, "emulator client_id=").await;
+        let app = stdout.wait_for("emulator client_id=").await;
         let field = |name: &str| {
             app.split_whitespace()
                 .find_map(|pair| pair.strip_prefix(&format!("{name}=")))
@@ -291,7 +264,8 @@ impl EmulatorProcess {
         };
         let client_id = field("client_id");
         let client_secret = field("client_secret");
-        let authorize_url = wait_line(&stdout, "emulator authorize_url=")
+        let authorize_url = stdout
+            .wait_for("emulator authorize_url=")
             .await
             .trim_start_matches("emulator authorize_url=")
             .to_owned();
@@ -323,7 +297,7 @@ pub struct DemoProcess {
 impl DemoProcess {
     pub async fn start() -> Self {
         let (child, stdout, logs) = spawn(&["demo", "--listen", "127.0.0.1:0"]);
-        wait_line(&stdout, "Ctrl-C stops the demo").await;
+        stdout.wait_for("Ctrl-C stops the demo").await;
         let labelled = |label: &str| {
             let text = stdout.text();
             text.lines()

@@ -2,7 +2,6 @@
 //! resets mid-body, answers raw bytes of any kind, streams a huge body while counting what
 //! it managed to write, or stops listening altogether. Requests without a scripted fault
 //! get a token response, so a test can show the next call works.
-#![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::{
     collections::VecDeque,
@@ -17,7 +16,7 @@ use tokio::{
     task::{JoinHandle, JoinSet},
 };
 
-use super::TOKEN_BODY;
+use super::{TOKEN_BODY, wait_until};
 
 /// What the upstream does with one connection.
 #[derive(Debug, Clone)]
@@ -41,7 +40,7 @@ pub enum Fault {
 /// What happened to a huge body.
 #[derive(Debug, Clone, Copy)]
 pub struct HugeOutcome {
-    pub size: usize,
+    /// Bytes of the body written before the end.
     pub written: usize,
     /// The reader closed or reset the connection before the body was fully written.
     pub cut_off: bool,
@@ -97,6 +96,15 @@ impl FaultyUpstream {
         self.shared.requests.lock().unwrap().len()
     }
 
+    /// Wait until `n` requests have arrived.
+    pub async fn wait_for_requests(&self, n: usize) {
+        wait_until(
+            || self.count() >= n,
+            || format!("the upstream saw {} requests, not {n}", self.count()),
+        )
+        .await;
+    }
+
     /// Close the listening socket (and every open connection): connecting is refused.
     pub fn stop_listening(&mut self) {
         if let Some(task) = self.task.take() {
@@ -118,13 +126,13 @@ impl FaultyUpstream {
 
     /// Wait for the outcome of the huge body.
     pub async fn huge(&self) -> HugeOutcome {
-        for _ in 0..3000 {
-            if let Some(outcome) = *self.shared.huge.lock().unwrap() {
-                return outcome;
-            }
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-        panic!("the huge body was never written");
+        let outcome = || *self.shared.huge.lock().unwrap();
+        wait_until(
+            || outcome().is_some(),
+            || "the huge body was never written".to_owned(),
+        )
+        .await;
+        outcome().unwrap()
     }
 }
 
@@ -234,7 +242,6 @@ async fn serve(mut stream: TcpStream, shared: Arc<Shared>) {
             }
             head.push_str("connection: close\r\n\r\n");
             let mut outcome = HugeOutcome {
-                size,
                 written: 0,
                 cut_off: false,
             };

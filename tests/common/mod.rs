@@ -1,14 +1,16 @@
-//! Shared test support: a recording upstream on 127.0.0.1, the real binary spawned over
-//! stdio or HTTP with its stderr captured, and rmcp clients for every transport (including
-//! a small client for the old HTTP+SSE transport, which rmcp no longer ships).
-#![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+//! Support for the front-door tests (`tests/front_door/`): a recording upstream on
+//! 127.0.0.1, the real binary spawned over stdio or HTTP with its stderr captured, and rmcp
+//! clients for every transport (including a small client for the old HTTP+SSE transport,
+//! which rmcp no longer ships). `fixtures.rs` and `sse_events.rs` also serve `tests/fuzz.rs`,
+//! which includes only those two.
 
 pub mod authed_clients;
-pub mod canaries;
 pub mod emulator_flow;
 pub mod faulty_upstream;
+pub mod fixtures;
 pub mod raw_mcp;
 pub mod sse_client;
+pub mod sse_events;
 
 use std::{
     collections::VecDeque,
@@ -35,18 +37,27 @@ use rmcp::{
 use serde_json::{Value, json};
 use tokio::{io::AsyncBufReadExt, process::Command};
 
+pub use fixtures::{TOKEN_BODY, TOOL};
+
 pub type Client = RunningService<RoleClient, ()>;
 
 /// The binary under test.
 pub const BIN: &str = env!("CARGO_BIN_EXE_procore-token-mcp");
-pub const TOOL: &str = "get_or_refresh_an_access_token";
-
-/// A token response as Procore formats it, with an extra field and odd spacing so a test
-/// can tell a verbatim copy from a re-serialized one.
-pub const TOKEN_BODY: &str = "{\"access_token\":\"at-canary-7f3a\", \"token_type\":\"bearer\",\n \"expires_in\":5400,\"refresh_token\":\"rt-canary-91bc\",\"created_at\":1484786897,\"zz_extra\":{\"b\":1,\"a\":2}}";
 
 pub fn init() {
     procore_token_mcp::tls::install_crypto_provider();
+}
+
+/// Wait (up to 30 s, looking every 10 ms) until `condition` holds; panic with `what` (and
+/// what it says then) if it never does.
+pub async fn wait_until(condition: impl Fn() -> bool, what: impl Fn() -> String) {
+    for _ in 0..3000 {
+        if condition() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("gave up waiting: {}", what());
 }
 
 // ───────────────────────────── the upstream ─────────────────────────────
@@ -92,11 +103,6 @@ impl Reply {
     pub fn token() -> Self {
         Self::new(200, TOKEN_BODY)
     }
-    pub fn header(mut self, name: &str, value: &str) -> Self {
-        self.headers.retain(|(n, _)| !n.eq_ignore_ascii_case(name));
-        self.headers.push((name.into(), value.into()));
-        self
-    }
     pub fn delayed(mut self, delay: Duration) -> Self {
         self.delay = delay;
         self
@@ -106,6 +112,8 @@ impl Reply {
 #[derive(Default)]
 struct UpstreamState {
     requests: Mutex<Vec<Recorded>>,
+    /// Replies handed back so far (a delayed one counts once its delay is over).
+    replied: Mutex<usize>,
     queue: Mutex<VecDeque<Reply>>,
     fallback: Mutex<Option<Reply>>,
 }
@@ -156,6 +164,25 @@ impl Upstream {
     pub fn count(&self) -> usize {
         self.state.requests.lock().unwrap().len()
     }
+
+    /// Wait until `n` requests have arrived.
+    pub async fn wait_for_requests(&self, n: usize) {
+        wait_until(
+            || self.count() >= n,
+            || format!("the upstream saw {} requests, not {n}", self.count()),
+        )
+        .await;
+    }
+
+    /// Wait until `n` replies have been handed back (delayed ones once their delay is over).
+    pub async fn wait_for_replies(&self, n: usize) {
+        let replied = || *self.state.replied.lock().unwrap();
+        wait_until(
+            || replied() >= n,
+            || format!("the upstream gave {} replies, not {n}", replied()),
+        )
+        .await;
+    }
 }
 
 async fn record_and_reply(State(state): State<Arc<UpstreamState>>, request: Request) -> Response {
@@ -177,6 +204,7 @@ async fn record_and_reply(State(state): State<Arc<UpstreamState>>, request: Requ
         .or_else(|| state.fallback.lock().unwrap().clone())
         .unwrap_or_else(|| Reply::new(500, "no reply scripted"));
     tokio::time::sleep(reply.delay).await;
+    *state.replied.lock().unwrap() += 1;
     let mut response = (StatusCode::from_u16(reply.status).unwrap(), reply.body).into_response();
     for (name, value) in reply.headers {
         response.headers_mut().insert(
@@ -189,39 +217,74 @@ async fn record_and_reply(State(state): State<Arc<UpstreamState>>, request: Requ
 
 // ───────────────────────────── the server under test ─────────────────────────────
 
-/// The server's stderr, collected as it is written.
+/// A process's output (its stderr, or stdout), collected line by line as it is written.
 #[derive(Clone, Default)]
-pub struct Logs(Arc<Mutex<String>>);
+pub struct Logs {
+    text: Arc<Mutex<String>>,
+    /// The stream has ended: the process closed it or exited.
+    closed: Arc<std::sync::atomic::AtomicBool>,
+}
 
 impl Logs {
-    pub fn follow(stderr: impl tokio::io::AsyncRead + Unpin + Send + 'static) -> Self {
+    pub fn follow(stream: impl tokio::io::AsyncRead + Unpin + Send + 'static) -> Self {
         let logs = Self::default();
-        let sink = logs.0.clone();
+        let (sink, closed) = (logs.text.clone(), logs.closed.clone());
         tokio::spawn(async move {
-            let mut lines = tokio::io::BufReader::new(stderr).lines();
+            let mut lines = tokio::io::BufReader::new(stream).lines();
             while let Ok(Some(line)) = lines.next_line().await {
                 let mut text = sink.lock().unwrap();
                 text.push_str(&line);
                 text.push('\n');
             }
+            closed.store(true, std::sync::atomic::Ordering::SeqCst);
         });
         logs
     }
 
     pub fn text(&self) -> String {
-        self.0.lock().unwrap().clone()
+        self.text.lock().unwrap().clone()
     }
 
-    /// Wait until a line containing `needle` has been written.
+    /// Wait until a line containing `needle` has been written; that line.
     pub async fn wait_for(&self, needle: &str) -> String {
-        for _ in 0..500 {
-            if let Some(line) = self.text().lines().find(|line| line.contains(needle)) {
-                return line.to_owned();
-            }
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-        panic!("no log line with {needle:?} in:\n{}", self.text());
+        let line = || {
+            self.text()
+                .lines()
+                .find(|line| line.contains(needle))
+                .map(str::to_owned)
+        };
+        wait_until(
+            || line().is_some(),
+            || format!("no line with {needle:?} in:\n{}", self.text()),
+        )
+        .await;
+        line().unwrap()
     }
+
+    /// Wait until the stream has ended (so every line is in); everything written.
+    pub async fn until_closed(&self) -> String {
+        wait_until(
+            || self.closed.load(std::sync::atomic::Ordering::SeqCst),
+            || format!("the stream is still open after:\n{}", self.text()),
+        )
+        .await;
+        self.text()
+    }
+}
+
+/// Send SIGTERM to `child` and wait (up to 20 s) for its exit status.
+pub async fn terminate(child: &mut tokio::process::Child) -> std::process::ExitStatus {
+    let pid = child.id().expect("running").to_string();
+    let sent = Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .await
+        .unwrap();
+    assert!(sent.success());
+    tokio::time::timeout(Duration::from_secs(20), child.wait())
+        .await
+        .expect("exits after SIGTERM")
+        .unwrap()
 }
 
 /// How to start the binary: arguments and environment on top of a clean environment.
@@ -324,6 +387,12 @@ impl HttpServer {
         Self { child, base, logs }
     }
 
+    /// Stop the server with SIGTERM; everything it logged, once its stderr has closed.
+    pub async fn stop(mut self) -> String {
+        terminate(&mut self.child).await;
+        self.logs.until_closed().await
+    }
+
     pub fn mcp_url(&self) -> String {
         format!("{}/mcp", self.base)
     }
@@ -376,6 +445,14 @@ pub async fn call_token(client: &Client, arguments: Value) -> CallToolResult {
         .call_tool(CallToolRequestParams::new(TOOL).with_arguments(args(arguments)))
         .await
         .expect("tools/call answered")
+}
+
+/// Assert that a `tools/list` answer matches `tests/snapshots/{name}.snap`. The files keep
+/// the names they had when each module was its own test binary (`tool_list__tools_open`).
+pub fn assert_tool_list_snapshot(name: &str, tools: &Value) {
+    insta::with_settings!({snapshot_path => "../snapshots", prepend_module_to_snapshot => false}, {
+        insta::assert_json_snapshot!(name, tools);
+    });
 }
 
 /// The tool called `name` in a `tools/list` answer.

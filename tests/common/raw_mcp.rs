@@ -1,12 +1,11 @@
 //! Hand-made requests to the HTTP endpoints, for what a polite client never sends: a raw
 //! streamable HTTP session (initialize, then any body at all), raw posts to `/message`, and
 //! the JSON-RPC messages inside an answer (plain JSON or server-sent events).
-#![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use reqwest::{StatusCode, header::HeaderMap};
 use serde_json::Value;
 
-use super::{HttpServer, sse_client::SseParser};
+use super::{HttpServer, sse_events::SseParser};
 
 pub const INITIALIZE: &str = r#"{"jsonrpc":"2.0","id":0,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"raw","version":"1"}}}"#;
 pub const INITIALIZED: &str = r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#;
@@ -44,11 +43,6 @@ impl Answer {
         let messages = self.messages();
         assert_eq!(messages.len(), 1, "one message in {self:?}");
         messages.into_iter().next().unwrap()
-    }
-
-    /// The JSON-RPC error code, if the answer is an error.
-    pub fn error_code(&self) -> Option<i64> {
-        self.message()["error"]["code"].as_i64()
     }
 }
 

@@ -1,15 +1,7 @@
 //! The published tool list is part of the interface: any change to a name, schema,
 //! description or annotation shows up here as a snapshot diff to review.
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing
-)]
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use serde_json::{Value, json};
 
 async fn published_tools(launch: &Launch) -> Value {
@@ -23,7 +15,7 @@ async fn published_tools(launch: &Launch) -> Value {
 #[tokio::test]
 async fn tool_list_without_held_credentials() {
     let tools = published_tools(&Launch::default()).await;
-    insta::assert_json_snapshot!("tools_open", tools);
+    assert_tool_list_snapshot("tool_list__tools_open", &tools);
 }
 
 #[tokio::test]
@@ -34,7 +26,7 @@ async fn tool_list_with_held_credentials() {
             .env("PROCORE_CLIENT_SECRET", "held-secret"),
     )
     .await;
-    insta::assert_json_snapshot!("tools_held", tools);
+    assert_tool_list_snapshot("tool_list__tools_held", &tools);
 }
 
 /// Beyond the snapshot, the parts the issue fixes exactly, stated outright.

@@ -4,16 +4,8 @@
 //! tool exchanges it, token info confirms the token, the tool refreshes, the old refresh
 //! token then fails, and client credentials work. Then the faults as the tool reports them,
 //! the `emulator` subcommand (its banner, flags and refusals) and the `demo` subcommand.
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing
-)]
 
-mod common;
-
-use common::{emulator_flow::*, *};
+use crate::common::{emulator_flow::*, *};
 use procore_emulator::{
     DelayFault, DropAfterRefreshFault, EMULATED_USER_ID, EmulatorConfig, Fault, GrantType,
     RunningEmulator, StatusFault,
@@ -466,7 +458,7 @@ async fn the_emulator_subcommand_prints_a_parseable_banner_and_logs_no_secret() 
     assert_eq!(counted["successful_refreshes"], 1);
 
     // One log line per request, none with a secret.
-    wait_line(&process.logs, "route=\"/oauth/revoke\"").await;
+    process.logs.wait_for("route=\"/oauth/revoke\"").await;
     let logs = process.logs.text();
     for route in [
         "route=\"/oauth/authorize\"",
@@ -556,7 +548,7 @@ async fn the_emulator_subcommand_refuses_bad_flags() {
     ] {
         let mut argv = vec!["emulator", "--listen", "127.0.0.1:0"];
         argv.extend(args);
-        let output = tokio::process::Command::new(common::BIN)
+        let output = tokio::process::Command::new(BIN)
             .args(&argv)
             .env_remove("EMULATOR_CLIENT_ID")
             .output()

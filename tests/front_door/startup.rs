@@ -1,15 +1,7 @@
 //! Start-up refuses configurations that would be unsafe or ambiguous, with a clear message
 //! and exit code 2, before serving anything.
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing
-)]
 
-mod common;
-
-use common::*;
+use crate::common::*;
 
 async fn refused(launch: Launch, expected: &str) {
     let output = launch.command().output().await.unwrap();

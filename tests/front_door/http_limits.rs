@@ -2,18 +2,10 @@
 //! 413 on `/mcp` and `/message`; clients too slow with their headers or body are cut off
 //! (proven with raw TCP clients); sessions of both transports are bounded (503 beyond) and
 //! expire when idle, after which their ids get 404. Small limits keep the tests fast.
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing
-)]
-
-mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{
+use crate::common::{
     raw_mcp::{self, RawSession, RawSseSession},
     *,
 };

@@ -2,14 +2,6 @@
 //! rmcp's client against the local emulator: single flight within a process and across
 //! processes, the reuse window after a lost answer, crashes mid-refresh, permissions and
 //! corruption, and the whole out-of-band flow using only the tools.
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing
-)]
-
-mod common;
 
 use std::{
     os::unix::fs::PermissionsExt,
@@ -17,7 +9,7 @@ use std::{
     time::Duration,
 };
 
-use common::{emulator_flow::*, *};
+use crate::common::{emulator_flow::*, *};
 use procore_emulator::{
     DelayFault, DropAfterRefreshFault, EmulatorConfig, Fault, GrantType, RunningEmulator,
 };
@@ -724,7 +716,7 @@ async fn the_tool_list_with_a_store() {
     let (client, _logs) = stdio_client(&launch(&emulator, &dir.file())).await;
     let tools = serde_json::to_value(client.list_all_tools().await.unwrap()).unwrap();
     client.cancel().await.unwrap();
-    insta::assert_json_snapshot!("tools_store", tools);
+    assert_tool_list_snapshot("token_store__tools_store", &tools);
 }
 
 // ───────────────────────────── fault campaign regressions ─────────────────────────────

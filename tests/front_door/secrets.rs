@@ -1,23 +1,19 @@
-//! Secret hygiene audit: canary secrets (the client secret, passed and held, an
+//! What the server writes about a call, and the secrets it never writes. The log has one
+//! line per tool call with the tool, the grant type, the upstream status and the latency.
+//! The secret hygiene audit: canary secrets (the client secret, passed and held, an
 //! authorization code, refresh tokens in and out, the access token, the server's own bearer
 //! token and a wrong one a caller presents) are pushed through every path — success, each
 //! upstream error, a timeout, cancelled and abandoned calls, and every 4xx/5xx the server
-//! itself answers — over every transport, with `RUST_LOG=trace`. None may appear in any log
-//! line, nor in any answer but the token response itself (the product).
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing
-)]
-
-mod common;
+//! itself answers — over every transport, with `RUST_LOG=trace` (which also turns on
+//! hyper's, reqwest's, axum's and rmcp's own logs). None may appear in any log line, nor in
+//! any answer but the token response itself (the product). And no peer's message reaches
+//! the log at any level, whatever its shape.
 
 use std::time::Duration;
 
-use common::{
-    canaries::*,
+use crate::common::{
     faulty_upstream::{Fault, FaultyUpstream, response},
+    fixtures::*,
     raw_mcp::{self, Answer, RawSession, RawSseSession, RawStdio},
     *,
 };
@@ -183,6 +179,10 @@ fn grants() -> Vec<(&'static str, Value)> {
             "held refresh_token",
             json!({"grant_type": "refresh_token", "refresh_token": REFRESH_IN}),
         ),
+        (
+            "client_credentials",
+            json!({"grant_type": "client_credentials", "client_id": "cid", "client_secret": CLIENT_SECRET}),
+        ),
     ]
 }
 
@@ -265,9 +265,9 @@ async fn no_secret_escapes_over_http() {
     server_refusals(&server, &mut seen).await;
     cancelled_and_abandoned_calls(&server, &mut upstream, &mut seen).await;
 
-    tokio::time::sleep(Duration::from_millis(300)).await;
     seen.assert_clean();
-    assert_logs_clean(&server.logs.text());
+    // Every line the server wrote, to its exit.
+    assert_logs_clean(&server.stop().await);
 }
 
 /// Every 4xx/5xx the server answers by itself, each carrying secrets in the request.
@@ -455,13 +455,7 @@ async fn cancelled_and_abandoned_calls(
             let http = reqwest::Client::new();
             raw_mcp::post_mcp(&http, &url, Some(&id), Some(AUTH_TOKEN), body).await
         });
-        for _ in 0..300 {
-            if upstream.count() > before {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-        assert!(upstream.count() > before, "the call reached the upstream");
+        upstream.wait_for_requests(before + 1).await;
         if abandon {
             pending.abort();
         } else {
@@ -479,6 +473,7 @@ async fn cancelled_and_abandoned_calls(
     let mut sse = RawSseSession::open_with_token(server, AUTH_TOKEN).await;
     sse.initialize_with_token(server, AUTH_TOKEN).await;
     upstream.push(Fault::Hang);
+    let before = upstream.count();
     let answer = raw_mcp::post_message_with_token(
         server,
         &sse.id,
@@ -487,7 +482,8 @@ async fn cancelled_and_abandoned_calls(
     )
     .await;
     assert_eq!(answer.status, StatusCode::ACCEPTED);
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    // Cancelled once it is waiting on the upstream.
+    upstream.wait_for_requests(before + 1).await;
     let cancel =
         json!({"jsonrpc": "2.0", "method": "notifications/cancelled", "params": {"requestId": 71}});
     let answer =
@@ -508,6 +504,7 @@ async fn no_secret_escapes_over_stdio() {
     // Raw lines: broken messages around secrets, and a cancelled call.
     let mut stdio = RawStdio::spawn(&launch(&upstream));
     upstream.push(Fault::Hang);
+    let before = upstream.count();
     let lines = [
         raw_mcp::INITIALIZE.to_owned(),
         raw_mcp::INITIALIZED.to_owned(),
@@ -522,7 +519,8 @@ async fn no_secret_escapes_over_stdio() {
     for line in &lines {
         stdio.send(line).await;
     }
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // Call 4 (the only line that reaches the upstream) is cancelled while it waits there.
+    upstream.wait_for_requests(before + 1).await;
     let cancel =
         json!({"jsonrpc": "2.0", "method": "notifications/cancelled", "params": {"requestId": 4}});
     stdio.send(&cancel.to_string()).await;
@@ -544,7 +542,7 @@ async fn no_secret_escapes_over_stdio() {
     let (_, raw_logs) = stdio.finish().await;
 
     seen.assert_clean();
-    assert_logs_clean(&logs.text());
+    assert_logs_clean(&logs.until_closed().await);
     assert_logs_clean(&raw_logs);
 }
 
@@ -706,9 +704,9 @@ async fn no_peer_message_reaches_the_log_over_http_at_any_level() {
         // A request after them all: once answered, the notifications before it were handled.
         let answer = post(r#"{"jsonrpc":"2.0","id":"last","method":"ping"}"#.to_owned()).await;
         assert_eq!(answer.status, StatusCode::OK, "{answer:?}");
-        tokio::time::sleep(Duration::from_millis(200)).await;
         let what = format!("streamable HTTP, RUST_LOG={level:?}");
-        let logs = server.logs.text();
+        // Every line the server wrote, to its exit.
+        let logs = server.stop().await;
         if level.is_some() {
             assert!(
                 logs.contains("TRACE"),
@@ -717,4 +715,23 @@ async fn no_peer_message_reaches_the_log_over_http_at_any_level() {
         }
         assert_no_input_canary(&what, &logs);
     }
+}
+
+#[tokio::test]
+async fn one_log_line_per_tool_call_with_grant_status_and_latency() {
+    init();
+    let upstream = Upstream::start().await;
+    let (client, logs) = stdio_client(&Launch::against(&upstream.url)).await;
+    upstream.push(Reply::new(400, r#"{"error":"invalid_grant"}"#));
+    call_token(&client, refresh("rt-x")).await;
+    let line = logs.wait_for("tool call").await;
+    for part in [
+        "tool=\"get_or_refresh_an_access_token\"",
+        "grant_type=\"refresh_token\"",
+        "upstream=400",
+        "latency_ms=",
+    ] {
+        assert!(line.contains(part), "{part} in {line}");
+    }
+    client.cancel().await.unwrap();
 }

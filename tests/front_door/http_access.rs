@@ -1,18 +1,12 @@
-//! Who may use the HTTP transport: with `--auth-token` / `MCP_AUTH_TOKEN`, every endpoint
-//! wants `Authorization: Bearer <token>` (401 with `WWW-Authenticate: Bearer` otherwise)
-//! and real clients with the token work on every transport; a non-loopback listener without
-//! a token is refused at start-up; `--allow-unauthenticated` warns at every start; the
-//! Host/Origin guard stays on; every answer carries `Cache-Control: no-store`.
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing
-)]
+//! Who may use the HTTP transport: a foreign `Host` or `Origin` is refused (403) at every
+//! endpoint, with or without a token, and `--allowed-host` widens the list; with
+//! `--auth-token` / `MCP_AUTH_TOKEN`, every endpoint wants `Authorization: Bearer <token>`
+//! (401 with `WWW-Authenticate: Bearer` otherwise) and real clients with the token work on
+//! every transport; two credentials or two origins are refused; a non-loopback listener
+//! without a token is refused at start-up; `--allow-unauthenticated` warns at every start;
+//! every answer carries `Cache-Control: no-store`.
 
-mod common;
-
-use common::{raw_mcp, *};
+use crate::common::{raw_mcp, *};
 use reqwest::{Method, StatusCode};
 
 const TOKEN: &str = "bearer-canary-0f9e8d7c6b5a";
@@ -113,24 +107,98 @@ async fn clients_with_the_token_use_every_transport() {
     assert_eq!(upstream.count(), 3);
 }
 
+/// POST `initialize` to `/mcp` with `headers` (and the token, if given); the status.
+async fn post_mcp(
+    server: &HttpServer,
+    token: Option<&str>,
+    headers: &[(&str, &str)],
+) -> StatusCode {
+    let mut request = reqwest::Client::new()
+        .post(server.mcp_url())
+        .header("content-type", "application/json")
+        .header("accept", "application/json, text/event-stream")
+        .body(INITIALIZE);
+    if let Some(token) = token {
+        request = request.bearer_auth(token);
+    }
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    request.send().await.unwrap().status()
+}
+
+/// A foreign `Host` or `Origin` (or `Origin: null`) gets 403, not cacheable, at every
+/// endpoint and method, whether the server wants a token or not (and when the right token
+/// is presented); loopback hosts and origins pass.
 #[tokio::test]
-async fn the_host_and_origin_guard_stays_on_with_a_token() {
+async fn a_foreign_host_or_origin_is_refused_on_every_endpoint_with_or_without_a_token() {
     let upstream = Upstream::start().await;
-    let server = guarded_server(&upstream).await;
+    let open = HttpServer::start(&Launch::against(&upstream.url)).await;
+    let guarded = guarded_server(&upstream).await;
     let http = reqwest::Client::new();
-    for (name, value) in [("host", "evil.example"), ("origin", "http://evil.example")] {
-        for path in ["/mcp", "/sse", "/message?sessionId=x"] {
-            let response = http
-                .post(format!("{}{path}", server.base))
-                .header("authorization", format!("Bearer {TOKEN}"))
-                .header(name, value)
-                .body("{}")
-                .send()
-                .await
-                .unwrap();
-            assert_eq!(response.status(), StatusCode::FORBIDDEN, "{path} {name}");
-            assert_eq!(response.headers()["cache-control"], "no-store");
+    for (server, token) in [(&open, None), (&guarded, Some(TOKEN))] {
+        for (name, value) in [
+            ("host", "evil.example:80"),
+            ("host", "evil.example"),
+            ("origin", "http://evil.example"),
+            ("origin", "null"),
+        ] {
+            for (method, path, body) in [
+                (Method::POST, "/mcp", INITIALIZE),
+                (Method::GET, "/sse", ""),
+                (Method::POST, "/sse", "{}"),
+                (
+                    Method::POST,
+                    "/message?sessionId=x",
+                    r#"{"jsonrpc":"2.0","id":1,"method":"ping"}"#,
+                ),
+                (Method::POST, "/message?sessionId=x", "{}"),
+            ] {
+                let mut request = http
+                    .request(method.clone(), format!("{}{path}", server.base))
+                    .header("accept", "application/json, text/event-stream")
+                    .header("content-type", "application/json")
+                    .header(name, value)
+                    .body(body);
+                if let Some(token) = token {
+                    request = request.bearer_auth(token);
+                }
+                let response = request.send().await.unwrap();
+                let what = format!("{method} {path} with {name}: {value}, token {token:?}");
+                assert_eq!(response.status(), StatusCode::FORBIDDEN, "{what}");
+                assert_eq!(response.headers()["cache-control"], "no-store", "{what}");
+            }
         }
+        // Loopback hosts and origins pass.
+        assert_eq!(post_mcp(server, token, &[]).await, StatusCode::OK);
+        assert_eq!(
+            post_mcp(server, token, &[("origin", "http://localhost:6274")]).await,
+            StatusCode::OK
+        );
+    }
+}
+
+#[tokio::test]
+async fn allowed_host_widens_the_list() {
+    init();
+    let server = HttpServer::start(
+        &Launch::default()
+            .arg("--allowed-host")
+            .arg("mcp.example.com"),
+    )
+    .await;
+    for (header, expected) in [
+        (("host", "mcp.example.com"), StatusCode::OK),
+        (("origin", "https://mcp.example.com"), StatusCode::OK),
+        (("host", "other.example.com"), StatusCode::FORBIDDEN),
+        // Loopback stays allowed.
+        (("host", "localhost"), StatusCode::OK),
+    ] {
+        assert_eq!(
+            post_mcp(&server, None, &[header]).await,
+            expected,
+            "{header:?}"
+        );
     }
 }
 

@@ -3,18 +3,10 @@
 //! fields, deeply nested JSON, a client that disconnects mid-call and 500 concurrent SSE
 //! connections. Each gets the proper JSON-RPC error or HTTP status, and the server keeps
 //! answering everyone else.
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing
-)]
-
-mod common;
 
 use std::time::Duration;
 
-use common::{
+use crate::common::{
     raw_mcp::{self, Answer, RawSession, RawSseSession, RawStdio},
     *,
 };
@@ -265,17 +257,6 @@ async fn stdio_survives_broken_lines_and_answers_wrong_requests() {
     assert_eq!(code, Some(0), "no crash, clean exit");
 }
 
-/// Wait until the upstream has seen `n` requests (at most 2 s).
-async fn upstream_reaches(upstream: &Upstream, n: usize) {
-    for _ in 0..200 {
-        if upstream.count() >= n {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    panic!("the upstream saw {} requests, not {n}", upstream.count());
-}
-
 #[tokio::test]
 async fn a_request_id_already_in_flight_is_refused_and_the_first_post_is_answered() {
     init();
@@ -288,7 +269,7 @@ async fn a_request_id_already_in_flight_is_refused_and_the_first_post_is_answere
         let session = session.clone();
         async move { session.post(call(7, refresh("rt-first"))).await }
     });
-    upstream_reaches(&upstream, 1).await;
+    upstream.wait_for_requests(1).await;
     // Same id, same session, while the first is still waiting on the upstream.
     let duplicate = session.post(call(7, refresh("rt-second"))).await;
     assert_eq!(duplicate.status, StatusCode::OK, "{duplicate:?}");
@@ -345,12 +326,7 @@ async fn a_client_that_disconnects_mid_call_harms_no_one_else() {
     sse.initialize(&server).await;
     let answer = raw_mcp::post_message(&server, &sse.id, call(6, refresh("rt-dropped-sse"))).await;
     assert_eq!(answer.status, StatusCode::ACCEPTED);
-    for _ in 0..200 {
-        if upstream.count() == 2 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    upstream.wait_for_requests(2).await;
     assert_eq!(upstream.count(), 2, "both calls reached the upstream");
     pending.abort();
     drop(sse);
@@ -359,7 +335,8 @@ async fn a_client_that_disconnects_mid_call_harms_no_one_else() {
     let client = server.legacy_client().await;
     let result = call_token(&client, client_credentials()).await;
     assert!(!is_error(&result), "{}", text(&result));
-    tokio::time::sleep(Duration::from_millis(2000)).await;
+    // After: the two held-back answers (and the one just served) have gone out.
+    upstream.wait_for_replies(3).await;
     let result = call_token(&client, client_credentials()).await;
     assert!(!is_error(&result), "{}", text(&result));
     assert_eq!(upstream.count(), 4, "the dropped calls were not retried");
