@@ -2,7 +2,7 @@
 //! page, codes single-use, bound and expiring, refresh rotation, client credentials, token
 //! info and expiry, revocation, every body encoding and Basic auth, RFC 6749 errors, the
 //! faults and the control endpoint. (The server's `emulator` subcommand, which runs it, is
-//! tested with the server's binary: tests/end_to_end.rs at the workspace root.)
+//! tested with the server's binary: tests/front_door/end_to_end.rs at the workspace root.)
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
