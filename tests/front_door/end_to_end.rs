@@ -561,6 +561,36 @@ async fn the_emulator_subcommand_refuses_bad_flags() {
     }
 }
 
+#[tokio::test]
+async fn a_busy_port_is_reported_once_by_the_emulator_and_with_a_way_out_by_the_demo() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let address = taken.local_addr().unwrap().to_string();
+    for (argv, expected) in [
+        (
+            vec!["emulator", "--listen", address.as_str()],
+            format!("cannot listen on {address}"),
+        ),
+        (
+            vec!["demo", "--listen", address.as_str()],
+            "pick another port with --listen 127.0.0.1:PORT".to_owned(),
+        ),
+    ] {
+        let output = tokio::process::Command::new(BIN)
+            .args(&argv)
+            .output()
+            .await
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(!output.status.success(), "{argv:?}: {stderr}");
+        assert!(stderr.contains(&expected), "{expected:?} in {stderr}");
+        let os_error = "Address already in use";
+        assert!(
+            stderr.matches(os_error).count() <= 1,
+            "the OS error once: {stderr}"
+        );
+    }
+}
+
 async fn http_client(url: &str) -> Client {
     let transport = StreamableHttpClientTransport::from_config(
         StreamableHttpClientTransportConfig::with_uri(url.to_owned()),

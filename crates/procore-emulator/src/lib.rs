@@ -196,8 +196,10 @@ impl EmulatorConfig {
 /// Why the emulator cannot start.
 #[derive(Debug, thiserror::Error)]
 pub enum EmulatorError {
-    #[error("cannot listen on {addr}: {source}")]
-    Bind { addr: SocketAddr, source: io::Error },
+    /// The OS error is part of the message, not a `source`: a report that prints the
+    /// chain (`{:#}`) would otherwise say it twice.
+    #[error("cannot listen on {addr}: {error}")]
+    Bind { addr: SocketAddr, error: io::Error },
     #[error("invalid emulator configuration: {0}")]
     Config(String),
     #[error("invalid fault: {0}")]
@@ -232,16 +234,14 @@ impl Emulator {
         let listener =
             TcpListener::bind(config.listen)
                 .await
-                .map_err(|source| EmulatorError::Bind {
+                .map_err(|error| EmulatorError::Bind {
                     addr: config.listen,
-                    source,
+                    error,
                 })?;
-        let local_addr = listener
-            .local_addr()
-            .map_err(|source| EmulatorError::Bind {
-                addr: config.listen,
-                source,
-            })?;
+        let local_addr = listener.local_addr().map_err(|error| EmulatorError::Bind {
+            addr: config.listen,
+            error,
+        })?;
         let shared = Arc::new(Shared {
             app: Application {
                 client_id: config.client_id,
