@@ -7,6 +7,7 @@
 mod arguments;
 pub mod authorize;
 mod outcome;
+mod output_shape;
 pub mod revoke;
 pub mod token;
 pub mod token_info;
@@ -26,7 +27,7 @@ use rmcp::{
 };
 
 use self::arguments::ArgumentError;
-pub use self::outcome::{OutputShape, ShapeError};
+pub use self::output_shape::{OutputShape, ShapeError};
 use crate::{
     exchange::{StoreFailure, TokenExchange},
     oauth::{AccessToken, ClientId},

@@ -7,9 +7,10 @@
 
 use std::fmt;
 
-use rmcp::model::{CallToolResult, ContentBlock, Tool};
+use rmcp::model::{CallToolResult, ContentBlock};
 use serde_json::Value;
 
+use super::OutputShape;
 use crate::{
     exchange::InternalError,
     procore::{GrantType, ProcoreClient, UpstreamError, UpstreamResponse},
@@ -34,55 +35,6 @@ impl fmt::Display for Request {
             Self::TokenInfo => f.write_str("token info request"),
             Self::Revoke => f.write_str("revoke request"),
         }
-    }
-}
-
-/// A tool's published `outputSchema`, compiled once. No success result may contradict it:
-/// a client that checks structured content against it (the official Python SDK does) would
-/// otherwise reject the result, refresh token and all.
-pub struct OutputShape(jsonschema::Validator);
-
-/// A tool's `outputSchema` that does not compile: a defect of this server, found at start.
-#[derive(Debug, thiserror::Error)]
-#[error("the outputSchema of {tool} does not compile: {reason}")]
-pub struct ShapeError {
-    tool: String,
-    reason: String,
-}
-
-impl OutputShape {
-    pub fn of(tool: &Tool) -> Result<Self, ShapeError> {
-        let error = |reason: String| ShapeError {
-            tool: tool.name.to_string(),
-            reason,
-        };
-        let schema = tool
-            .output_schema
-            .as_ref()
-            .ok_or_else(|| error("the tool has none".into()))?;
-        jsonschema::validator_for(&Value::Object(schema.as_ref().clone()))
-            .map(Self)
-            .map_err(|e| error(e.masked().to_string()))
-    }
-
-    /// How `value` breaks the schema, if it does: where, and which rule (never the value);
-    /// the first few violations, joined.
-    fn violation(&self, value: &Value) -> Option<String> {
-        let violations: Vec<String> = self
-            .0
-            .iter_errors(value)
-            .take(4)
-            .map(|error| {
-                let place = error.instance_path().to_string();
-                let rule = error.masked().to_string();
-                if place.is_empty() {
-                    rule
-                } else {
-                    format!("at {place}: {rule}")
-                }
-            })
-            .collect();
-        (!violations.is_empty()).then(|| violations.join("; "))
     }
 }
 

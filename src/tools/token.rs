@@ -8,10 +8,10 @@ use rmcp::model::{CallToolResult, JsonObject, Tool};
 use serde_json::json;
 
 use super::{
-    Behaviour, Capabilities,
+    Behaviour, Capabilities, OutputShape,
     arguments::{ArgumentError, Arguments},
     define, json_object,
-    outcome::{self, OutputShape, Request},
+    outcome::{self, Request},
 };
 use crate::{
     exchange::{Outcome, TokenExchange},

@@ -5,10 +5,10 @@ use rmcp::model::{CallToolResult, JsonObject, Tool};
 use serde_json::json;
 
 use super::{
-    Behaviour, Capabilities, Refusal,
+    Behaviour, Capabilities, OutputShape, Refusal,
     arguments::{ArgumentError, Arguments},
     define, json_object,
-    outcome::{self, OutputShape, Request},
+    outcome::{self, Request},
     stored_access_token,
 };
 use crate::{
