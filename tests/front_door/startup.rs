@@ -74,3 +74,39 @@ async fn help_explains_the_server() {
         assert!(help.contains(part), "{part} in --help");
     }
 }
+
+/// Registry installers and bundles pass an empty string for an optional field left blank:
+/// that is the default, not an error.
+#[tokio::test]
+async fn empty_variables_are_unset_and_the_server_starts_with_its_defaults() {
+    let mut launch = Launch::default();
+    for name in [
+        "MCP_TRANSPORT",
+        "MCP_LISTEN",
+        "PROCORE_ENV",
+        "PROCORE_LOGIN_URL",
+        "PROCORE_TIMEOUT_SECS",
+        "PROCORE_TOKEN_STORE",
+        "PROCORE_REUSE_WINDOW_SECS",
+        "PROCORE_REQUEST_ENCODING",
+        "PROCORE_MAX_RESPONSE_BYTES",
+        "MCP_AUTH_TOKEN",
+        "MCP_ALLOW_UNAUTHENTICATED",
+        "PROCORE_CLIENT_ID",
+        "PROCORE_CLIENT_SECRET",
+    ] {
+        launch = launch.env(name, "");
+    }
+    // stdin is closed at once: the server starts, finds no client, and exits cleanly.
+    let output = launch
+        .command()
+        .stdin(std::process::Stdio::null())
+        .output()
+        .await
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(0), "{stderr}");
+    assert!(stderr.contains("procore-token-mcp starting"), "{stderr}");
+    assert!(stderr.contains("environment=\"production\""), "{stderr}");
+    assert!(stderr.contains("credentials_held=false"), "{stderr}");
+}
