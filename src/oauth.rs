@@ -74,6 +74,12 @@ secret_value!(
     RevocableToken
 );
 
+impl From<&AccessToken> for RevocableToken {
+    fn from(token: &AccessToken) -> Self {
+        Self(token.0.clone())
+    }
+}
+
 impl RevocableToken {
     /// Whether this is `token` (an access token of a stored pair, say).
     pub fn is_access_token(&self, token: &AccessToken) -> bool {

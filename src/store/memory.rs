@@ -10,7 +10,9 @@ use std::{
 use futures::FutureExt;
 use tokio::sync::{Mutex as AsyncMutex, OwnedMutexGuard};
 
-use super::{Lease, PairKey, Principal, StoreError, StoreFuture, StoredPair, TokenStore};
+use super::{
+    Lease, PairKey, Principal, StoreError, StoreFuture, StoredPair, TokenStore, the_only_pair_of,
+};
 
 /// Pairs in memory, with a lease per key.
 #[derive(Debug)]
@@ -123,15 +125,7 @@ impl TokenStore for MemoryStore {
         principal: &'a Principal,
         login_host: &'a str,
     ) -> StoreFuture<'a, Option<StoredPair>> {
-        let pairs = self.pairs();
-        let mut of_host = pairs
-            .values()
-            .filter(|pair| &pair.key.principal == principal && pair.key.login_host == login_host);
-        let only = match (of_host.next(), of_host.next()) {
-            (Some(pair), None) => Some(pair.clone()),
-            _ => None,
-        };
-        drop(pairs);
+        let only = the_only_pair_of(self.pairs().values(), principal, login_host);
         async move { Ok(only) }.boxed()
     }
 }

@@ -60,26 +60,32 @@ pub trait TokenStore: Send + Sync + fmt::Debug {
 
 /// Whose tokens: the identity a pair belongs to. Today every pair is the local one's (the
 /// person who runs the server); a store partitioned per user keys pairs by its users.
+/// The local principal is its own variant, so no user's subject (not even "local") can be
+/// taken for it.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct Principal(String);
+pub enum Principal {
+    /// The one principal of a server without per-user identity.
+    Local,
+    /// A user, by a stable subject (for a per-user store).
+    User(String),
+}
 
 impl Principal {
-    /// The one principal of a server without per-user identity.
     pub fn local() -> Self {
-        Self("local".to_owned())
+        Self::Local
     }
 
-    /// The principal called `id` (a user's stable subject, for a per-user store).
-    pub fn new(id: impl Into<String>) -> Self {
-        Self(id.into())
+    /// The user whose stable subject is `id`.
+    pub fn user(id: impl Into<String>) -> Self {
+        Self::User(id.into())
     }
 
-    pub fn is_local(&self) -> bool {
-        self.0 == "local"
-    }
-
-    pub fn as_str(&self) -> &str {
-        &self.0
+    /// The user's subject; `None` for the local principal.
+    pub fn subject(&self) -> Option<&str> {
+        match self {
+            Self::Local => None,
+            Self::User(id) => Some(id),
+        }
     }
 }
 
@@ -105,8 +111,8 @@ impl PairKey {
 impl fmt::Display for PairKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "client {} at {}", self.client_id, self.login_host)?;
-        if !self.principal.is_local() {
-            write!(f, " for {}", self.principal.as_str())?;
+        if let Some(subject) = self.principal.subject() {
+            write!(f, " for {subject}")?;
         }
         Ok(())
     }
@@ -249,6 +255,21 @@ impl StoredPair {
     }
 }
 
+/// Of `pairs`, the one of `principal` at `login_host`, when there is exactly one: what every
+/// backend's [`TokenStore::only_pair_of`] answers.
+fn the_only_pair_of<'a>(
+    pairs: impl Iterator<Item = &'a StoredPair>,
+    principal: &Principal,
+    login_host: &str,
+) -> Option<StoredPair> {
+    let mut of_host =
+        pairs.filter(|pair| &pair.key.principal == principal && pair.key.login_host == login_host);
+    match (of_host.next(), of_host.next()) {
+        (Some(pair), None) => Some(pair.clone()),
+        _ => None,
+    }
+}
+
 /// Whether `at_ms` lies no further than `window` before `now_ms`.
 pub fn within(at_ms: u64, window: Duration, now_ms: u64) -> bool {
     u128::from(now_ms.saturating_sub(at_ms)) <= window.as_millis()
@@ -324,7 +345,7 @@ pub(crate) mod tests {
     fn a_key_names_its_principal_only_when_not_local() {
         let mut key = PairKey::local("https://login.procore.com", "cid");
         assert_eq!(key.to_string(), "client cid at https://login.procore.com");
-        key.principal = Principal("user-7".into());
+        key.principal = Principal::user("user-7");
         assert_eq!(
             key.to_string(),
             "client cid at https://login.procore.com for user-7"

@@ -135,8 +135,7 @@ pub async fn call(
     let token: RevocableToken = match args.secret("token")? {
         Some(token) => token,
         None if exchange.store().is_some() => {
-            let access = stored_access_token(exchange, Some(&client_id), "token").await?;
-            RevocableToken::new(access.expose())
+            RevocableToken::from(&stored_access_token(exchange, Some(&client_id), "token").await?)
         }
         None => {
             return Err(ArgumentError::Invalid(

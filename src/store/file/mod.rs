@@ -19,7 +19,10 @@ use futures::FutureExt;
 use serde::{Deserialize, Serialize};
 
 use self::lock::StoreLock;
-use super::{Lease, PairKey, Principal, Rotation, StoreError, StoreFuture, StoredPair, TokenStore};
+use super::{
+    Lease, PairKey, Principal, Rotation, StoreError, StoreFuture, StoredPair, TokenStore,
+    the_only_pair_of,
+};
 use crate::secret::Secret;
 
 /// Why the store file cannot be used: checked when it is opened, and again whenever it is
@@ -225,7 +228,7 @@ impl FileStore {
             .map(|pair| {
                 let client_id = pair.client_id.clone();
                 let key = PairKey {
-                    principal: pair.principal.map_or_else(Principal::local, Principal::new),
+                    principal: pair.principal.map_or(Principal::Local, Principal::User),
                     login_host: pair.login_host,
                     client_id: pair.client_id,
                 };
@@ -254,8 +257,7 @@ impl FileStore {
                 .pairs
                 .iter()
                 .map(|pair| PairOnDisk {
-                    principal: (!pair.key.principal.is_local())
-                        .then(|| pair.key.principal.as_str().to_owned()),
+                    principal: pair.key.principal.subject().map(str::to_owned),
                     login_host: pair.key.login_host.clone(),
                     client_id: pair.key.client_id.clone(),
                     response: pair.response().expose().to_owned(),
@@ -378,13 +380,11 @@ impl TokenStore for FileStore {
         async move {
             blocking(&self.path, move || {
                 let contents = store.read()?;
-                let mut of_host = contents.pairs.iter().filter(|pair| {
-                    pair.key.principal == principal && pair.key.login_host == login_host
-                });
-                Ok(match (of_host.next(), of_host.next()) {
-                    (Some(pair), None) => Some(pair.clone()),
-                    _ => None,
-                })
+                Ok(the_only_pair_of(
+                    contents.pairs.iter(),
+                    &principal,
+                    &login_host,
+                ))
             })
             .await
         }
@@ -488,6 +488,28 @@ mod tests {
         // The local principal is not written: the file reads as it always has.
         let text = std::fs::read_to_string(&path).unwrap();
         assert!(!text.contains("principal"), "{text}");
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_users_pair_keeps_its_principal_even_one_named_local() {
+        let dir = temp_dir("principal");
+        let store = FileStore::open(dir.join("tokens.json")).unwrap();
+        let mut theirs = pair("a", r#"{"access_token":"u"}"#);
+        theirs.key.principal = Principal::user("local");
+        let lease = store
+            .lease(&theirs.key, Duration::from_secs(1))
+            .await
+            .unwrap();
+        store.save(&lease, theirs.clone()).await.unwrap();
+        drop(lease);
+        let loaded = store.load(&theirs.key).await.unwrap().unwrap();
+        assert_eq!(loaded.key.principal, Principal::user("local"));
+        let local = PairKey::local("https://login.procore.com", "a");
+        assert!(
+            store.load(&local).await.unwrap().is_none(),
+            "not the local one's"
+        );
         std::fs::remove_dir_all(dir).unwrap();
     }
 
