@@ -558,3 +558,149 @@ fn the_top_level_modules_form_a_dag_and_architecture_md_maps_them() {
         );
     }
 }
+
+/// The tool names the binary lists over stdio (no credentials, empty store settings).
+fn tools_the_binary_lists() -> BTreeSet<String> {
+    use std::io::Write;
+    let mut child = Command::new(BIN)
+        .env_clear()
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let messages = [
+        json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+            "protocolVersion": "2025-06-18", "capabilities": {},
+            "clientInfo": {"name": "packaging", "version": "0"}}}),
+        json!({"jsonrpc": "2.0", "method": "notifications/initialized"}),
+        json!({"jsonrpc": "2.0", "id": 2, "method": "tools/list"}),
+    ];
+    let mut stdin = child.stdin.take().unwrap();
+    for message in messages {
+        writeln!(stdin, "{message}").unwrap();
+    }
+    drop(stdin);
+    let output = child.wait_with_output().unwrap();
+    let listed = String::from_utf8(output.stdout)
+        .unwrap()
+        .lines()
+        .map(|line| serde_json::from_str::<Value>(line).unwrap())
+        .find(|message| message["id"] == 2)
+        .expect("an answer to tools/list");
+    listed["result"]["tools"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|tool| tool["name"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+#[test]
+fn the_bundle_manifest_agrees_with_the_server() {
+    let manifest: Value =
+        serde_json::from_str(&read("bundle/manifest.json")).expect("bundle/manifest.json is JSON");
+    assert_eq!(manifest["name"], env!("CARGO_PKG_NAME"));
+    assert_eq!(
+        manifest["version"], VERSION,
+        "the bundle follows Cargo.toml"
+    );
+    assert_eq!(manifest["repository"]["url"], env!("CARGO_PKG_REPOSITORY"));
+    assert_eq!(manifest["server"]["type"], "binary");
+
+    // Every variable the bundle sets is one the binary reads, from a user_config field,
+    // and every field is used.
+    let reads = variables_the_binary_reads();
+    let config = manifest["user_config"].as_object().unwrap();
+    let env = manifest["server"]["mcp_config"]["env"].as_object().unwrap();
+    let mut used = BTreeSet::new();
+    for (name, value) in env {
+        assert!(reads.contains(name), "the binary reads {name}");
+        let field = value
+            .as_str()
+            .and_then(|v| v.strip_prefix("${user_config."))
+            .and_then(|v| v.strip_suffix('}'))
+            .unwrap_or_else(|| panic!("{name} comes from a user_config field: {value}"));
+        assert!(
+            config.contains_key(field),
+            "{name}: user_config.{field} exists"
+        );
+        used.insert(field.to_owned());
+    }
+    assert_eq!(
+        used,
+        config.keys().cloned().collect::<BTreeSet<_>>(),
+        "every user_config field sets a variable"
+    );
+
+    // Nothing is required (the server starts and lists its tools without credentials); only
+    // the secret is sensitive; the environment defaults to the server's own default and
+    // names exactly the choices server.json gives.
+    for (field, spec) in config {
+        assert_eq!(spec["required"], json!(false), "{field}: optional");
+        let sensitive = spec["sensitive"].as_bool().unwrap_or(false);
+        assert_eq!(sensitive, field == "client_secret", "{field}: sensitive");
+    }
+    let procore_env = server_json()["packages"][0]["environmentVariables"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|v| v["name"] == "PROCORE_ENV")
+        .cloned()
+        .unwrap();
+    let environment = &config["environment"];
+    assert_eq!(environment["default"], procore_env["default"]);
+    let description = environment["description"].as_str().unwrap();
+    for choice in procore_env["choices"].as_array().unwrap() {
+        assert!(
+            description.contains(choice.as_str().unwrap()),
+            "the environment field names {choice}"
+        );
+    }
+
+    // The tools the bundle advertises are the ones the binary lists.
+    let advertised: BTreeSet<String> = manifest["tools"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|tool| tool["name"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(advertised, tools_the_binary_lists());
+}
+
+#[test]
+fn the_release_workflow_builds_what_the_repository_describes() {
+    let workflow = read(".github/workflows/release.yml");
+    // The toolchain the Dockerfile's builder pins (rust:1.95.0-slim-bookworm).
+    let dockerfile = read("Dockerfile");
+    let pinned = dockerfile
+        .lines()
+        .find_map(|line| line.strip_prefix("ARG BUILDER_IMAGE=rust:"))
+        .and_then(|tag| tag.split('-').next())
+        .expect("the Dockerfile pins a Rust builder");
+    assert!(
+        workflow.contains(&format!("RUST_VERSION: \"{pinned}\"")),
+        "the release builds with Rust {pinned}, as the image does"
+    );
+    // The image it pushes is server.json's, by the repository's name.
+    let oci = server_json()["packages"][0]["identifier"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let (image, _) = oci.rsplit_once(':').unwrap();
+    let repository = env!("CARGO_PKG_REPOSITORY")
+        .strip_prefix("https://github.com/")
+        .unwrap();
+    assert_eq!(image, format!("ghcr.io/{repository}"));
+    assert!(
+        workflow.contains(
+            "tags: ghcr.io/${{ github.repository }}:${{ needs.version.outputs.version }}"
+        )
+    );
+    // Binaries and bundles for the three desktop platforms, packed by the script CI runs.
+    for platform in ["linux-x64", "darwin-universal", "win32-x64"] {
+        assert!(workflow.contains(platform), "the release builds {platform}");
+    }
+    assert!(workflow.contains("bash bundle/pack.sh"));
+    assert!(read("tests/bundle/run.sh").contains("bundle/pack.sh"));
+}

@@ -2,8 +2,10 @@
 
   check.py config INSPECT_JSON      the label, the non-root user, the entrypoint, no default
                                     arguments
-  check.py stdio COMMAND...         the command (the image's entrypoint under `buildah run`)
-                                    answers initialize and tools/list over stdio
+  check.py stdio [--tools=A,B] COMMAND...
+                                    the command (the image's entrypoint under `buildah run`)
+                                    answers initialize and tools/list over stdio, listing
+                                    the four tools of a server without a store (or A,B…)
   check.py http PORT COMMAND...     the command serves streamable HTTP on 127.0.0.1:PORT
 """
 
@@ -57,7 +59,7 @@ def tool_names(result):
     return {tool["name"] for tool in result.get("tools", [])}
 
 
-def stdio(command):
+def stdio(command, expected=TOOLS):
     child = subprocess.Popen(
         command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, start_new_session=True
     )
@@ -83,8 +85,8 @@ def stdio(command):
         send({"jsonrpc": "2.0", "method": "notifications/initialized"})
         send({"jsonrpc": "2.0", "id": 2, "method": "tools/list"})
         names = tool_names(answer(2).get("result", {}))
-        if names != TOOLS:
-            fail(f"tools/list over stdio: {sorted(names)}")
+        if names != expected:
+            fail(f"tools/list over stdio: {sorted(names)}, expected {sorted(expected)}")
         print(f"   stdio: {init['result']['serverInfo']['name']} lists {sorted(names)}")
         child.stdin.close()
         status = child.wait(timeout=30)
@@ -151,7 +153,10 @@ def main():
     if mode == "config":
         config(rest[0])
     elif mode == "stdio":
-        stdio(rest)
+        if rest[0].startswith("--tools="):
+            stdio(rest[1:], set(rest[0].removeprefix("--tools=").split(",")))
+        else:
+            stdio(rest)
     elif mode == "http":
         http(int(rest[0]), rest[1:])
     else:
