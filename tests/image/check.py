@@ -14,6 +14,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -118,7 +119,12 @@ def post(port, body, session=None):
 
 
 def http(port, command):
-    child = subprocess.Popen(command, stdin=subprocess.DEVNULL, start_new_session=True)
+    # The server's log (and buildah's report of the stop) is shown only when a check fails.
+    log = tempfile.TemporaryFile(mode="w+")
+    child = subprocess.Popen(
+        command, stdin=subprocess.DEVNULL, stderr=log, start_new_session=True
+    )
+    passed = False
     try:
         deadline = time.monotonic() + 60
         while True:
@@ -139,6 +145,7 @@ def http(port, command):
         if names != TOOLS:
             fail(f"tools/list over HTTP: {sorted(names)}")
         print(f"   http: 127.0.0.1:{port}/mcp lists {sorted(names)}")
+        passed = True
     finally:
         if child.poll() is None:
             os.killpg(child.pid, signal.SIGTERM)
@@ -146,6 +153,10 @@ def http(port, command):
                 child.wait(timeout=20)
             except subprocess.TimeoutExpired:
                 os.killpg(child.pid, signal.SIGKILL)
+        if not passed:
+            log.seek(0)
+            sys.stderr.write(log.read())
+        log.close()
 
 
 def main():
