@@ -69,11 +69,17 @@ fn main() {
 
     let mut report = Report::default();
     report.header(full);
-    cold_start(&mut report, size);
-    let upstream = Emulator::start();
+    let cold = cold_start(&mut report, size.cold_runs, "", &|| {
+        let mut command = Command::new(bin());
+        command.env("RUST_LOG", "info");
+        command
+    });
+    let upstream = Upstream::start();
     runtime.block_on(async {
         added_latency(&mut report, size, &upstream).await;
-        throughput_and_memory(&mut report, size, &upstream).await;
+        memory(&mut report, size, &upstream).await;
+        let ours = throughput(&mut report, size, &upstream).await;
+        peers::python(&mut report, size, &upstream, &ours, &cold).await;
     });
     binary_size(&mut report);
     report.print();
@@ -125,18 +131,18 @@ impl Report {
         ));
         self.lines.push(String::new());
         self.lines.push(format!(
-            "| {:<58} | {:>10} | {:>10} | {:>10} | {:>5} |",
+            "| {:<68} | {:>10} | {:>10} | {:>10} | {:>5} |",
             "figure", "median", "min", "max", "n"
         ));
         self.lines.push(format!(
-            "|{:-<60}|{:->12}|{:->12}|{:->12}|{:->7}|",
+            "|{:-<70}|{:->12}|{:->12}|{:->12}|{:->7}|",
             "", "", "", "", ""
         ));
     }
 
     fn stats(&mut self, figure: &str, unit: &str, stats: &Stats) {
         self.lines.push(format!(
-            "| {:<58} | {:>10} | {:>10} | {:>10} | {:>5} |",
+            "| {:<68} | {:>10} | {:>10} | {:>10} | {:>5} |",
             figure,
             format!("{:.3} {unit}", stats.median()),
             format!("{:.3} {unit}", stats.min()),
@@ -147,7 +153,7 @@ impl Report {
 
     fn value(&mut self, figure: &str, value: String) {
         self.lines.push(format!(
-            "| {:<58} | {:>10} | {:>10} | {:>10} | {:>5} |",
+            "| {:<68} | {:>10} | {:>10} | {:>10} | {:>5} |",
             figure, value, "", "", ""
         ));
     }
@@ -167,13 +173,19 @@ const INITIALIZE: &str = r#"{"jsonrpc":"2.0","id":1,"method":"initialize","param
 const INITIALIZED: &str = r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#;
 const TOOLS_LIST: &str = r#"{"jsonrpc":"2.0","id":2,"method":"tools/list"}"#;
 
-fn cold_start(report: &mut Report, size: Size) {
+/// Spawn → `initialize` answered and spawn → `tools/list` answered over stdio, `runs`
+/// times; reports both (figures prefixed by `who`) and returns the medians in ms.
+fn cold_start(
+    report: &mut Report,
+    runs: usize,
+    who: &str,
+    command: &dyn Fn() -> Command,
+) -> (f64, f64) {
     let mut to_initialize = Vec::new();
     let mut to_list = Vec::new();
-    for _ in 0..size.cold_runs {
+    for _ in 0..runs {
         let started = Instant::now();
-        let mut child = Command::new(bin())
-            .env("RUST_LOG", "info")
+        let mut child = command()
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
@@ -194,79 +206,110 @@ fn cold_start(report: &mut Report, size: Size) {
         drop(stdin);
         child.wait().unwrap();
     }
+    let (to_initialize, to_list) = (Stats::new(to_initialize), Stats::new(to_list));
     report.stats(
-        "cold start: spawn → initialize answered (stdio)",
+        &format!("{who}cold start: spawn → initialize answered (stdio)"),
         "ms",
-        &Stats::new(to_initialize),
+        &to_initialize,
     );
     report.stats(
-        "cold start: spawn → tools/list answered (stdio)",
+        &format!("{who}cold start: spawn → tools/list answered (stdio)"),
         "ms",
-        &Stats::new(to_list),
+        &to_list,
     );
+    (to_initialize.median(), to_list.median())
 }
 
-// ───────────────────────────── the upstream: the emulator ─────────────────────────────
+// ───────────────────────────── the upstream ─────────────────────────────
 
-/// `procore-token-mcp emulator` in its own process, on an ephemeral loopback port.
-struct Emulator {
-    child: Child,
+/// The login host for every figure: a stateless upstream on its own thread of this
+/// process, which answers each token POST at once with a response of Procore's shape,
+/// keeps nothing and counts the POSTs. (The emulator keeps every token it issues and checks
+/// every grant, so under load it measures itself; it is the upstream of the test suite.)
+/// It still refuses a body that is not a client-credentials request with a client id, so
+/// a call the server mangled shows up as an error.
+struct Upstream {
     url: String,
-    client_id: String,
-    client_secret: String,
+    posts: Arc<AtomicU64>,
 }
 
-impl Drop for Emulator {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Emulator {
+impl Upstream {
     fn start() -> Self {
-        let client_id = "bench-client".to_owned();
-        let client_secret = "bench-secret".to_owned();
-        let mut child = Command::new(bin())
-            .args([
-                "emulator",
-                "--listen",
-                "127.0.0.1:0",
-                "--client-id",
-                &client_id,
-            ])
-            .args(["--client-secret", &client_secret])
-            .env("RUST_LOG", "warn")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .unwrap();
-        let stdout = BufReader::new(child.stdout.take().unwrap());
-        let mut url = None;
-        for line in stdout.lines() {
-            let line = line.unwrap();
-            if let Some(rest) = line.split("emulator listening on ").nth(1) {
-                url = rest.split_whitespace().next().map(str::to_owned);
-                break;
-            }
-        }
-        let url = url.expect("the emulator printed its URL");
-        Self {
-            child,
-            url,
-            client_id,
-            client_secret,
-        }
+        let posts = Arc::new(AtomicU64::new(0));
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        listener.set_nonblocking(true).unwrap();
+        let counter = posts.clone();
+        std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            runtime.block_on(async move {
+                let listener = tokio::net::TcpListener::from_std(listener).unwrap();
+                let app = axum::Router::new()
+                    .route("/oauth/token", axum::routing::post(token))
+                    .with_state(counter);
+                axum::serve(listener, app).await.unwrap();
+            });
+        });
+        Self { url, posts }
     }
 
-    fn arguments(&self) -> Value {
-        json!({
-            "grant_type": "client_credentials",
-            "client_id": self.client_id,
-            "client_secret": self.client_secret,
-        })
+    fn posts(&self) -> u64 {
+        self.posts.load(Ordering::Relaxed)
     }
+}
+
+async fn token(
+    axum::extract::State(posts): axum::extract::State<Arc<AtomicU64>>,
+    body: axum::body::Bytes,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let n = posts.fetch_add(1, Ordering::Relaxed);
+    let request: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    if request["grant_type"] != "client_credentials" || !request["client_id"].is_string() {
+        return (
+            axum::http::StatusCode::BAD_REQUEST,
+            [("content-type", "application/json")],
+            r#"{"error":"invalid_request"}"#,
+        )
+            .into_response();
+    }
+    let created_at = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let body = format!(
+        r#"{{"access_token":"{n:064x}","token_type":"bearer","expires_in":5400,"created_at":{created_at}}}"#
+    );
+    (
+        [
+            ("content-type", "application/json; charset=utf-8"),
+            ("cache-control", "no-store"),
+        ],
+        body,
+    )
+        .into_response()
+}
+
+/// The arguments of call `n` of load client `client`: a request of its own (a client id no
+/// other call uses), so single flight merges none of them.
+fn distinct_arguments(client: usize, n: u64) -> Value {
+    json!({
+        "grant_type": "client_credentials",
+        "client_id": format!("load-{client}-{n}"),
+        "client_secret": "harness-secret",
+    })
+}
+
+/// The same request for every call: concurrent ones are merged by single flight.
+fn same_arguments(_client: usize, _n: u64) -> Value {
+    json!({
+        "grant_type": "client_credentials",
+        "client_id": "harness-client",
+        "client_secret": "harness-secret",
+    })
 }
 
 // ───────────────────────────── clients of the server ─────────────────────────────
@@ -280,7 +323,7 @@ struct StdioServer {
 }
 
 impl StdioServer {
-    async fn start(upstream: &Emulator) -> Self {
+    async fn start(upstream: &Upstream) -> Self {
         let mut child = tokio::process::Command::new(bin())
             .args(["--login-url", &upstream.url])
             .stdin(Stdio::piped())
@@ -436,7 +479,12 @@ impl Drop for HttpServer {
 }
 
 impl HttpServer {
-    fn start(upstream: &Emulator) -> Self {
+    fn start(upstream: &Upstream) -> Self {
+        Self::start_with(upstream, &[])
+    }
+
+    /// The server with more arguments (`--worker-threads 2`, say).
+    fn start_with(upstream: &Upstream, more: &[&str]) -> Self {
         let mut child = Command::new(bin())
             .args([
                 "--transport",
@@ -446,6 +494,7 @@ impl HttpServer {
                 "--login-url",
                 &upstream.url,
             ])
+            .args(more)
             .env("RUST_LOG", "info")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -500,21 +549,20 @@ fn assert_token(answer: &Value) {
 
 // ───────────────────────────── 2. added latency ─────────────────────────────
 
-async fn added_latency(report: &mut Report, size: Size, upstream: &Emulator) {
+async fn added_latency(report: &mut Report, size: Size, upstream: &Upstream) {
     let http = reqwest::Client::builder()
         .pool_max_idle_per_host(4)
         .build()
         .unwrap();
     let token_url = format!("{}/oauth/token", upstream.url);
-    let arguments = upstream.arguments();
-    let body = arguments.to_string();
     let mut stdio = StdioServer::start(upstream).await;
     let server = HttpServer::start(upstream);
     let session = HttpSession::open(http.clone(), server.url.clone()).await;
 
     // Warm every path (connection pools, lazily built HTTP client) before measuring.
-    for _ in 0..20 {
-        direct_call(&http, &token_url, &body).await;
+    for n in 0..20 {
+        let arguments = distinct_arguments(0, n);
+        direct_call(&http, &token_url, &arguments.to_string()).await;
         assert_token(&stdio.call(&arguments).await);
         assert_token(&session.call(&arguments).await);
     }
@@ -522,7 +570,10 @@ async fn added_latency(report: &mut Report, size: Size, upstream: &Emulator) {
     let (mut added_stdio, mut added_http) = (Vec::new(), Vec::new());
     let (mut ratio_stdio, mut ratio_http) = (Vec::new(), Vec::new());
     let (mut ping_stdio, mut ping_http) = (Vec::new(), Vec::new());
-    for _ in 0..size.latency_calls {
+    for n in 0..size.latency_calls as u64 {
+        // One request of its own for each of the three paths.
+        let (direct_arguments, arguments) = (distinct_arguments(1, n), distinct_arguments(2, n));
+        let body = direct_arguments.to_string();
         let started = Instant::now();
         direct_call(&http, &token_url, &body).await;
         let d = started.elapsed().as_secs_f64() * 1e3;
@@ -532,6 +583,7 @@ async fn added_latency(report: &mut Report, size: Size, upstream: &Emulator) {
         let s = started.elapsed().as_secs_f64() * 1e3;
         assert_token(&answer);
 
+        let arguments = distinct_arguments(3, n);
         let started = Instant::now();
         let answer = session.call(&arguments).await;
         let h = started.elapsed().as_secs_f64() * 1e3;
@@ -614,25 +666,24 @@ async fn direct_call(http: &reqwest::Client, url: &str, body: &str) {
     assert!(!text.is_empty());
 }
 
-// ───────────────────────────── 3. throughput, 4. memory ─────────────────────────────
+// ───────────────────────────── 3. memory, 4. load ─────────────────────────────
 
-async fn throughput_and_memory(report: &mut Report, size: Size, upstream: &Emulator) {
-    let mib = |(all, anon): (u64, u64)| {
-        format!(
-            "{:.1} MiB ({:.1} anon)",
-            all as f64 / 1024.0,
-            anon as f64 / 1024.0
-        )
-    };
-    let arguments = Arc::new(upstream.arguments());
+fn mib((all, anon): (u64, u64)) -> String {
+    format!(
+        "{:.1} MiB ({:.1} anon)",
+        all as f64 / 1024.0,
+        anon as f64 / 1024.0
+    )
+}
 
-    // Memory over stdio: idle, then after N calls.
+async fn memory(report: &mut Report, size: Size, upstream: &Upstream) {
+    // Over stdio: idle, then after N calls.
     let mut stdio = StdioServer::start(upstream).await;
     tokio::time::sleep(Duration::from_millis(200)).await;
     let stdio_pid = stdio.child.id().unwrap_or(0);
     let stdio_idle = rss_kib(stdio_pid);
-    for _ in 0..size.memory_calls {
-        assert_token(&stdio.call(&arguments).await);
+    for n in 0..size.memory_calls as u64 {
+        assert_token(&stdio.call(&distinct_arguments(0, n)).await);
     }
     let stdio_after = rss_kib(stdio_pid);
     let _ = stdio.child.kill().await;
@@ -645,55 +696,149 @@ async fn throughput_and_memory(report: &mut Report, size: Size, upstream: &Emula
         mib(stdio_after),
     );
 
-    // Memory over streamable HTTP: idle, then after N calls on one session, twice.
+    // Over streamable HTTP: idle, then after N calls on one session, twice.
     let server = HttpServer::start(upstream);
     tokio::time::sleep(Duration::from_millis(200)).await;
     report.value(
         "resident memory, HTTP server idle after start",
         mib(server.rss_kib()),
     );
-    let http = reqwest::Client::builder()
-        .pool_max_idle_per_host(size.throughput_clients)
-        .build()
-        .unwrap();
-    let session = HttpSession::open(http.clone(), server.url.clone()).await;
-    for round in 1..=2 {
-        for _ in 0..size.memory_calls {
-            assert_token(&session.call(&arguments).await);
+    let session = HttpSession::open(reqwest::Client::new(), server.url.clone()).await;
+    for round in 1..=2u64 {
+        for n in 0..size.memory_calls as u64 {
+            let n = round * 1_000_000 + n;
+            assert_token(&session.call(&distinct_arguments(0, n)).await);
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
         report.value(
             &format!(
                 "resident memory, HTTP, after {} calls",
-                round * size.memory_calls
+                round as usize * size.memory_calls
             ),
             mib(server.rss_kib()),
         );
     }
     session.close().await;
+}
 
-    // Throughput: every client its own session, calling back to back for a fixed time.
+/// What /proc says of a process: CPU time (user + system, every thread) and context
+/// switches (voluntary and involuntary, summed over its threads).
+#[derive(Clone, Copy)]
+struct ProcessCounters {
+    cpu_secs: f64,
+    switches: u64,
+}
+
+fn clock_ticks_per_sec() -> f64 {
+    Command::new("getconf")
+        .arg("CLK_TCK")
+        .output()
+        .ok()
+        .and_then(|out| String::from_utf8(out.stdout).ok())
+        .and_then(|text| text.trim().parse().ok())
+        .unwrap_or(100.0)
+}
+
+fn process_counters(pid: u32) -> ProcessCounters {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    // Fields after the command name (which may hold spaces): state is field 3, utime 14,
+    // stime 15.
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .unwrap()
+        .1
+        .split_whitespace()
+        .collect();
+    let ticks: f64 = fields[11].parse::<f64>().unwrap() + fields[12].parse::<f64>().unwrap();
+    let mut switches = 0;
+    for task in std::fs::read_dir(format!("/proc/{pid}/task")).unwrap() {
+        let status =
+            std::fs::read_to_string(task.unwrap().path().join("status")).unwrap_or_default();
+        switches += status
+            .lines()
+            .filter(|line| line.contains("ctxt_switches:"))
+            .filter_map(|line| line.split_whitespace().nth(1)?.parse::<u64>().ok())
+            .sum::<u64>();
+    }
+    ProcessCounters {
+        cpu_secs: ticks / clock_ticks_per_sec(),
+        switches,
+    }
+}
+
+/// One load run: `clients` sessions calling back to back for `secs` seconds.
+struct LoadRun {
+    calls: u64,
+    secs: f64,
+    latencies: Stats,
+    errors: u64,
+    posts: u64,
+    cpu_secs: f64,
+    switches: u64,
+}
+
+impl LoadRun {
+    fn rate(&self) -> f64 {
+        self.calls as f64 / self.secs
+    }
+    fn cpu_per_call_us(&self) -> f64 {
+        self.cpu_secs * 1e6 / self.calls as f64
+    }
+}
+
+/// Whether `answer` is a successful token call: this server's structured result, or a
+/// peer's text content holding the token JSON.
+fn is_token(answer: &Value) -> bool {
+    let result = &answer["result"];
+    result["isError"] == json!(false)
+        && (result["structuredContent"]["access_token"].is_string()
+            || result["content"][0]["text"]
+                .as_str()
+                .is_some_and(|text| text.contains("\"access_token\"")))
+}
+
+async fn load(
+    url: &str,
+    pid: u32,
+    upstream: &Upstream,
+    clients: usize,
+    secs: u64,
+    arguments: fn(usize, u64) -> Value,
+) -> LoadRun {
+    let http = reqwest::Client::builder()
+        .pool_max_idle_per_host(clients)
+        .build()
+        .unwrap();
+    let mut sessions = Vec::new();
+    for client in 0..clients {
+        let session = HttpSession::open(http.clone(), url.to_owned()).await;
+        // Warm the session and the server's upstream connections.
+        assert!(is_token(&session.call(&arguments(client, u64::MAX)).await));
+        sessions.push(session);
+    }
     let stop = Arc::new(AtomicBool::new(false));
     let errors = Arc::new(AtomicU64::new(0));
+    let (posts_before, before) = (upstream.posts(), process_counters(pid));
+    let started = Instant::now();
     let mut tasks = Vec::new();
-    for _ in 0..size.throughput_clients {
-        let session = HttpSession::open(http.clone(), server.url.clone()).await;
-        let (stop, errors, arguments) = (stop.clone(), errors.clone(), arguments.clone());
+    for (client, session) in sessions.into_iter().enumerate() {
+        let (stop, errors) = (stop.clone(), errors.clone());
         tasks.push(tokio::spawn(async move {
             let mut latencies = Vec::new();
+            let mut n = 0;
             while !stop.load(Ordering::Relaxed) {
-                let started = Instant::now();
-                let answer = session.call(&arguments).await;
-                latencies.push(started.elapsed().as_secs_f64() * 1e3);
-                if answer["result"]["isError"] != json!(false) {
+                let call_started = Instant::now();
+                let answer = session.call(&arguments(client, n)).await;
+                latencies.push(call_started.elapsed().as_secs_f64() * 1e3);
+                if !is_token(&answer) {
                     errors.fetch_add(1, Ordering::Relaxed);
                 }
+                n += 1;
             }
             (latencies, session)
         }));
     }
-    let started = Instant::now();
-    tokio::time::sleep(Duration::from_secs(size.throughput_secs)).await;
+    tokio::time::sleep(Duration::from_secs(secs)).await;
     stop.store(true, Ordering::Relaxed);
     let mut latencies = Vec::new();
     let mut sessions = Vec::new();
@@ -702,40 +847,282 @@ async fn throughput_and_memory(report: &mut Report, size: Size, upstream: &Emula
         latencies.extend(task_latencies);
         sessions.push(session);
     }
-    let elapsed = started.elapsed().as_secs_f64();
-    let calls = latencies.len();
-    let stats = Stats::new(latencies);
-    report.value(
-        &format!(
-            "throughput, {} clients × {} s, streamable HTTP, vs emulator",
-            size.throughput_clients, size.throughput_secs
-        ),
-        format!("{:.0}/s", calls as f64 / elapsed),
-    );
-    report.value(
-        "  latency under that load, p50",
-        format!("{:.3} ms", stats.median()),
-    );
-    report.value(
-        "  latency under that load, p99",
-        format!("{:.3} ms", stats.quantile(0.99)),
-    );
-    report.value("  errors", errors.load(Ordering::Relaxed).to_string());
-    report.value(
-        &format!(
-            "resident memory, HTTP, {} sessions open after the run",
-            sessions.len()
-        ),
-        mib(server.rss_kib()),
-    );
+    let secs = started.elapsed().as_secs_f64();
+    let (posts_after, after) = (upstream.posts(), process_counters(pid));
     for session in sessions {
         session.close().await;
     }
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    LoadRun {
+        calls: latencies.len() as u64,
+        secs,
+        latencies: Stats::new(latencies),
+        errors: errors.load(Ordering::Relaxed),
+        posts: posts_after - posts_before,
+        cpu_secs: after.cpu_secs - before.cpu_secs,
+        switches: after.switches - before.switches,
+    }
+}
+
+fn report_load(report: &mut Report, label: &str, run: &LoadRun) {
+    report.value(label, format!("{:.0}/s", run.rate()));
     report.value(
-        "resident memory, HTTP, after those sessions closed",
+        "  upstream POSTs per call",
+        format!("{:.3}", run.posts as f64 / run.calls as f64),
+    );
+    report.value(
+        "  server CPU per call (user + system, /proc)",
+        format!("{:.1} µs", run.cpu_per_call_us()),
+    );
+    report.value(
+        "  server context switches per call",
+        format!("{:.2}", run.switches as f64 / run.calls as f64),
+    );
+    report.value(
+        "  latency under that load, p50",
+        format!("{:.3} ms", run.latencies.median()),
+    );
+    report.value(
+        "  latency under that load, p99",
+        format!("{:.3} ms", run.latencies.quantile(0.99)),
+    );
+    report.value("  errors", run.errors.to_string());
+}
+
+async fn throughput(report: &mut Report, size: Size, upstream: &Upstream) -> LoadRun {
+    let (clients, secs) = (size.throughput_clients, size.throughput_secs);
+    let server = HttpServer::start(upstream);
+    let pid = server.child.id();
+    let distinct = load(
+        &server.url,
+        pid,
+        upstream,
+        clients,
+        secs,
+        distinct_arguments,
+    )
+    .await;
+    report_load(
+        report,
+        &format!("throughput, distinct requests, {clients} clients × {secs} s, HTTP"),
+        &distinct,
+    );
+    let merged = load(&server.url, pid, upstream, clients, secs, same_arguments).await;
+    report_load(
+        report,
+        &format!("throughput, one request for all (single flight merges), {clients} clients"),
+        &merged,
+    );
+    report.value(
+        "resident memory, HTTP, after the load runs",
         mib(server.rss_kib()),
     );
+    wrk_load(report, size, upstream, &server, &distinct).await;
+    drop(server);
+
+    // The same distinct load on a multi-threaded runtime (--worker-threads 2).
+    let server = HttpServer::start_with(upstream, &["--worker-threads", "2"]);
+    let two = load(
+        &server.url,
+        server.child.id(),
+        upstream,
+        clients,
+        secs,
+        distinct_arguments,
+    )
+    .await;
+    report_load(
+        report,
+        &format!("throughput, distinct requests, {clients} clients, --worker-threads 2"),
+        &two,
+    );
+    report.value(
+        "  ratio 2 worker threads ÷ 1 (throughput, same run)",
+        format!("{:.2} ×", two.rate() / distinct.rate()),
+    );
+    distinct
+}
+
+/// The same distinct load from wrk (Debian's package) with benches/wrk/token_call.lua, for
+/// a figure anyone can reproduce with a standard tool; printed beside the harness's own.
+async fn wrk_load(
+    report: &mut Report,
+    size: Size,
+    upstream: &Upstream,
+    server: &HttpServer,
+    ours: &LoadRun,
+) {
+    if Command::new("wrk").arg("-v").output().is_err() {
+        required_missing("wrk", "the wrk load figure");
+        report.value("wrk load figure", "skipped: no wrk".to_owned());
+        return;
+    }
+    let http = reqwest::Client::new();
+    let mut sessions = Vec::new();
+    for _ in 0..4 {
+        sessions.push(HttpSession::open(http.clone(), server.url.clone()).await);
+    }
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/benches/wrk/token_call.lua");
+    let (posts_before, before) = (upstream.posts(), process_counters(server.child.id()));
+    let output = tokio::process::Command::new("wrk")
+        .args(["-t2", &format!("-c{}", size.throughput_clients)])
+        .arg(format!("-d{}s", size.throughput_secs))
+        .args(["-s", script, &server.url, "--"])
+        .args(sessions.iter().map(|session| session.session.clone()))
+        .output()
+        .await
+        .unwrap();
+    let (posts_after, after) = (upstream.posts(), process_counters(server.child.id()));
+    let text = String::from_utf8_lossy(&output.stdout);
+    let line = text
+        .lines()
+        .find(|line| line.starts_with("wrk: "))
+        .unwrap_or_else(|| panic!("wrk printed its summary: {text}"));
+    let words: Vec<&str> = line.split_whitespace().collect();
+    let calls: f64 = words[1].parse().unwrap();
+    let failed: u64 = words[3].parse().unwrap();
+    let rate: f64 = words[5].parse().unwrap();
+    for session in sessions {
+        session.close().await;
+    }
+    report.value(
+        &format!(
+            "wrk: distinct requests, {} connections, 2 threads",
+            size.throughput_clients
+        ),
+        format!("{rate:.0}/s"),
+    );
+    report.value(
+        "  upstream POSTs per call",
+        format!("{:.3}", (posts_after - posts_before) as f64 / calls),
+    );
+    report.value(
+        "  server CPU per call (user + system, /proc)",
+        format!("{:.1} µs", (after.cpu_secs - before.cpu_secs) * 1e6 / calls),
+    );
+    report.value("  errors", failed.to_string());
+    report.value(
+        "  ratio wrk ÷ harness (same load, same run)",
+        format!("{:.2} ×", rate / ours.rate()),
+    );
+}
+
+/// A tool the full harness needs is missing: a notice, or a failure under CI (which
+/// installs everything first).
+fn required_missing(what: &str, figure: &str) {
+    if std::env::var("CI").is_ok_and(|value| value == "true") {
+        panic!("CI=true but {what} is missing: {figure} cannot be measured");
+    }
+    eprintln!("harness: {what} is not installed; {figure} is skipped");
+}
+
+// ───────────────────────────── 5. a peer, in the same run ─────────────────────────────
+
+mod peers {
+    use super::*;
+
+    const SCRIPT: &str = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/benches/peers/python_sdk_server.py"
+    );
+
+    /// The Python with the official MCP SDK: `HARNESS_PYTHON`, else the interop suite's
+    /// venv (target/interop-tools/venv, mcp==2.3.0), when it imports the SDK.
+    fn find_python() -> Option<String> {
+        let python = std::env::var("HARNESS_PYTHON").unwrap_or_else(|_| {
+            concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/target/interop-tools/venv/bin/python"
+            )
+            .to_owned()
+        });
+        let imports = Command::new(&python)
+            .args(["-c", "import mcp.server.mcpserver, httpx2"])
+            .output()
+            .is_ok_and(|out| out.status.success());
+        imports.then_some(python)
+    }
+
+    /// The same token tool on the official Python SDK (benches/peers/python_sdk_server.py),
+    /// against the same upstream, under the same load, with ratios to this server's
+    /// figures of this run.
+    pub async fn python(
+        report: &mut Report,
+        size: Size,
+        upstream: &Upstream,
+        ours: &LoadRun,
+        our_cold: &(f64, f64),
+    ) {
+        let Some(python) = find_python() else {
+            required_missing(
+                "the MCP Python SDK (pip install mcp==2.3.0; bash tests/interop/run.sh installs it)",
+                "the Python SDK peer",
+            );
+            report.value("Python SDK peer", "skipped".to_owned());
+            return;
+        };
+        let login_url = upstream.url.clone();
+        let runs = size.cold_runs.min(10);
+        let cold = cold_start(report, runs, "Python SDK peer: ", &|| {
+            let mut command = Command::new(&python);
+            command.args([SCRIPT, &login_url, "stdio"]);
+            command
+        });
+        report.value(
+            "  ratio peer ÷ this server, cold start to initialize",
+            format!("{:.0} ×", cold.0 / our_cold.0),
+        );
+
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let mut child = Command::new(&python)
+            .args([SCRIPT, &login_url, "http", &port.to_string()])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let url = format!("http://127.0.0.1:{port}/mcp");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .is_err()
+        {
+            assert!(
+                Instant::now() < deadline,
+                "the Python peer listens within 30 s"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let pid = child.id();
+        report.value(
+            "Python SDK peer: resident memory, HTTP, idle",
+            mib(rss_kib(pid)),
+        );
+        let (clients, secs) = (size.throughput_clients, size.throughput_secs);
+        let run = load(&url, pid, upstream, clients, secs, distinct_arguments).await;
+        report_load(
+            report,
+            &format!("Python SDK peer: throughput, distinct requests, {clients} clients, HTTP"),
+            &run,
+        );
+        report.value(
+            "  ratio this server ÷ peer, throughput",
+            format!("{:.1} ×", ours.rate() / run.rate()),
+        );
+        report.value(
+            "  ratio peer ÷ this server, CPU per call",
+            format!("{:.1} ×", run.cpu_per_call_us() / ours.cpu_per_call_us()),
+        );
+        report.value(
+            "Python SDK peer: resident memory, HTTP, after the load",
+            mib(rss_kib(pid)),
+        );
+        let _ = child.kill();
+        let _ = child.wait();
+    }
 }
 
 // ───────────────────────────── 5. binary size ─────────────────────────────

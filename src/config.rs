@@ -169,6 +169,14 @@ pub struct ServeArgs {
     #[arg(long, env = "MCP_SESSION_IDLE_SECS", default_value_t = DEFAULT_SESSION_IDLE_SECS,
           value_parser = clap::value_parser!(u64).range(1..=86_400))]
     pub session_idle_secs: u64,
+
+    /// Threads that run the server. 1 (the default) runs everything on one thread: the
+    /// lowest latency and memory, and enough for one user or a few agents. 2 or more run
+    /// that many worker threads, for many HTTP clients at once on a machine with as many
+    /// cores (see the README's performance figures for both).
+    #[arg(long, env = "MCP_WORKER_THREADS", default_value_t = 1,
+          value_parser = clap::value_parser!(u64).range(1..=256))]
+    pub worker_threads: u64,
 }
 
 /// The limit on a login host's answer unless told otherwise: 1 MiB.
@@ -205,6 +213,8 @@ pub struct Config {
     /// The token store's path, when one is configured.
     pub token_store: Option<PathBuf>,
     pub reuse_window: Duration,
+    /// Threads of the async runtime: 1 is a current-thread runtime.
+    pub worker_threads: usize,
 }
 
 /// Why the configuration cannot be used.
@@ -265,6 +275,7 @@ impl Config {
             transport,
             token_store: args.token_store.clone(),
             reuse_window: Duration::from_secs(args.reuse_window_secs),
+            worker_threads: saturating_usize(args.worker_threads),
         })
     }
 }

@@ -56,10 +56,17 @@ fn main() -> ExitCode {
     // "Performance"). Blocking file work (the token store's fsync) goes to tokio's
     // blocking pool so it never stalls other clients. The emulator and the demo, which
     // stand in for a whole login service, keep the multi-threaded runtime.
-    let mut builder = if matches!(job, Job::Serve(..)) {
-        tokio::runtime::Builder::new_current_thread()
-    } else {
-        tokio::runtime::Builder::new_multi_thread()
+    // `--worker-threads N` above 1 trades that for throughput on N cores.
+    let mut builder = match &job {
+        Job::Serve(config, _) if config.worker_threads <= 1 => {
+            tokio::runtime::Builder::new_current_thread()
+        }
+        Job::Serve(config, _) => {
+            let mut builder = tokio::runtime::Builder::new_multi_thread();
+            builder.worker_threads(config.worker_threads);
+            builder
+        }
+        _ => tokio::runtime::Builder::new_multi_thread(),
     };
     let runtime = match builder.enable_all().build() {
         Ok(runtime) => runtime,
