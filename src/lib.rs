@@ -21,3 +21,4 @@ pub mod store;
 pub mod tls;
 pub mod tools;
 pub mod transport;
+pub mod valid_token;

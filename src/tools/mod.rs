@@ -4,6 +4,7 @@
 //! [`ProcoreTokenServer`]. Tool failures are tool results (`isError`); protocol errors are
 //! kept for requests that cannot be routed (an unknown tool).
 
+pub mod access_token;
 mod arguments;
 pub mod authorize;
 mod outcome;
@@ -71,6 +72,7 @@ struct ServerState {
 struct Shapes {
     token: OutputShape,
     token_info: OutputShape,
+    access_token: OutputShape,
 }
 
 impl ProcoreTokenServer {
@@ -85,16 +87,21 @@ impl ProcoreTokenServer {
         };
         let token = token::definition(capabilities);
         let token_info = token_info::definition(capabilities);
+        let access_token = access_token::definition(capabilities);
         let shapes = Shapes {
             token: OutputShape::of(&token)?,
             token_info: OutputShape::of(&token_info)?,
+            access_token: OutputShape::of(&access_token)?,
         };
-        let tools = vec![
+        let mut tools = vec![
             authorize::definition(capabilities),
             token,
             token_info,
             revoke::definition(capabilities),
         ];
+        if capabilities.token_store {
+            tools.push(access_token);
+        }
         Ok(Self {
             inner: Arc::new(ServerState {
                 exchange,
@@ -155,6 +162,19 @@ impl ProcoreTokenServer {
                 Ok((result, outcome)) => (result, "-", outcome),
                 Err(error) => invalid(error),
             },
+            access_token::NAME if state.capabilities.token_store => {
+                match access_token::call(
+                    &state.exchange,
+                    arguments,
+                    held,
+                    &state.shapes.access_token,
+                )
+                .await
+                {
+                    Ok(called) => called,
+                    Err(error) => invalid(error),
+                }
+            }
             _ => {
                 let shown: String = tool.chars().take(64).collect();
                 // The name is the caller's text, which may be anything (a secret pasted in
@@ -363,6 +383,7 @@ mod definition_length {
                     token::definition(capabilities),
                     token_info::definition(capabilities),
                     revoke::definition(capabilities),
+                    access_token::definition(capabilities),
                 ] {
                     let words = tool
                         .description
