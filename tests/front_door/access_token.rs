@@ -243,3 +243,321 @@ async fn the_tool_is_listed_only_with_a_store() {
     assert!(tool.output_schema.is_some());
     client.cancel().await.unwrap();
 }
+
+// ───────────────────────────── the `token` and `login` commands ─────────────────────────────
+
+/// `procore-token-mcp SUBCOMMAND` against `emulator`, holding its credentials, on `store`.
+fn command(
+    subcommand: &str,
+    emulator: &procore_emulator::RunningEmulator,
+    store: &std::path::Path,
+) -> Launch {
+    Launch::default()
+        .arg(subcommand)
+        .arg("--login-url")
+        .arg(emulator.base_url())
+        .arg("--token-store")
+        .arg(store.to_str().unwrap())
+        .env("PROCORE_CLIENT_ID", emulator.client_id())
+        .env("PROCORE_CLIENT_SECRET", emulator.client_secret().expose())
+}
+
+/// What a finished command wrote, and how it exited.
+struct Ran {
+    code: Option<i32>,
+    stdout: String,
+    stderr: String,
+}
+
+async fn run(launch: &Launch) -> Ran {
+    let mut command = launch.command();
+    command.stdin(std::process::Stdio::null());
+    let output = tokio::time::timeout(Duration::from_secs(60), command.output())
+        .await
+        .expect("the command ends")
+        .unwrap();
+    Ran {
+        code: output.status.code(),
+        stdout: String::from_utf8(output.stdout).unwrap(),
+        stderr: String::from_utf8(output.stderr).unwrap(),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn token_prints_the_stored_token_alone_and_renews_it_when_asked() {
+    let emulator = start_emulator(EmulatorConfig::generated()).await;
+    let dir = StoreDir::new();
+    let (client, _logs) = stdio_client(&launch(&emulator, &dir.file())).await;
+    let first = first_pair(&client, &emulator).await;
+    client.cancel().await.unwrap();
+    let before = emulator.stats();
+
+    let token = command("token", &emulator, &dir.file()).env("RUST_LOG", "trace");
+    let fresh = run(&token).await;
+    assert_eq!(fresh.code, Some(0), "{}", fresh.stderr);
+    assert_eq!(fresh.stdout, format!("{}\n", field(&first, "access_token")));
+    assert_eq!(emulator.stats(), before, "nothing was sent");
+
+    let renewed = run(&token.clone().arg("--min-valid-secs").arg("6000")).await;
+    assert_eq!(renewed.code, Some(0), "{}", renewed.stderr);
+    let pair = stored(&dir.file());
+    assert_eq!(
+        renewed.stdout,
+        format!("{}\n", field(&pair, "access_token"))
+    );
+    assert_ne!(pair["access_token"], first["access_token"]);
+    assert_eq!(emulator.token_requests(GrantType::RefreshToken), 1);
+    let info = token_info(emulator.base_url(), renewed.stdout.trim()).await;
+    assert_eq!(info.status, 200, "the printed token works: {}", info.text);
+
+    for ran in [&fresh, &renewed] {
+        for secret in [
+            field(&first, "access_token"),
+            field(&first, "refresh_token"),
+            field(&pair, "access_token"),
+            field(&pair, "refresh_token"),
+            emulator.client_secret().expose().to_owned(),
+        ] {
+            assert!(
+                !ran.stderr.contains(&secret),
+                "a secret on stderr:\n{}",
+                ran.stderr
+            );
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn token_says_what_is_missing_and_exits_2_only_for_a_sign_in() {
+    let emulator = start_emulator(EmulatorConfig::generated()).await;
+    let dir = StoreDir::new();
+    let empty = run(&command("token", &emulator, &dir.file())).await;
+    assert_eq!(empty.code, Some(2), "{}", empty.stderr);
+    assert_eq!(empty.stdout, "", "nothing on stdout");
+    assert!(
+        empty.stderr.contains("a sign-in is needed"),
+        "{}",
+        empty.stderr
+    );
+    assert!(
+        empty.stderr.contains("procore-token-mcp login"),
+        "{}",
+        empty.stderr
+    );
+
+    let no_store = run(&Launch::default()
+        .arg("token")
+        .arg("--login-url")
+        .arg(emulator.base_url())
+        .env("PROCORE_CLIENT_ID", emulator.client_id())
+        .env("PROCORE_CLIENT_SECRET", emulator.client_secret().expose()))
+    .await;
+    assert_eq!(no_store.code, Some(1), "{}", no_store.stderr);
+    assert!(
+        no_store.stderr.contains("--token-store"),
+        "{}",
+        no_store.stderr
+    );
+    assert_eq!(no_store.stdout, "");
+
+    let no_credentials = run(&Launch::default()
+        .arg("token")
+        .arg("--token-store")
+        .arg(dir.file().to_str().unwrap()))
+    .await;
+    assert_eq!(no_credentials.code, Some(1), "{}", no_credentials.stderr);
+    assert!(
+        no_credentials
+            .stderr
+            .contains("PROCORE_CLIENT_ID and PROCORE_CLIENT_SECRET"),
+        "{}",
+        no_credentials.stderr
+    );
+    assert_eq!(emulator.stats().token_requests.refresh_token, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scripts_and_agents_share_one_refresh() {
+    let emulator =
+        start_emulator(EmulatorConfig::generated().with_access_ttl(Duration::from_secs(60))).await;
+    let dir = StoreDir::new();
+    let (client, _logs) = stdio_client(&launch(&emulator, &dir.file())).await;
+    first_pair(&client, &emulator).await;
+
+    delay_refreshes(&emulator, 600);
+    let token = command("token", &emulator, &dir.file());
+    let scripts = futures::future::join_all((0..4).map(|_| run(&token)));
+    let agents = futures::future::join_all((0..4).map(|_| call(&client, GET, json!({}))));
+    let (scripts, agents) = tokio::join!(scripts, agents);
+    assert_eq!(emulator.token_requests(GrantType::RefreshToken), 1);
+    let pair = stored(&dir.file());
+    for ran in &scripts {
+        assert_eq!(ran.code, Some(0), "{}", ran.stderr);
+        assert_eq!(ran.stdout.trim(), field(&pair, "access_token"));
+    }
+    for result in &agents {
+        assert_eq!(token_of(result)["access_token"], pair["access_token"]);
+    }
+    client.cancel().await.unwrap();
+}
+
+/// `login` running, its stdin open, its stderr followed.
+struct Login {
+    child: tokio::process::Child,
+    stdout: Logs,
+    stderr: Logs,
+}
+
+impl Login {
+    async fn start(launch: &Launch) -> (Self, String) {
+        let mut command = launch.clone().arg("--no-browser").command();
+        command
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped());
+        let mut child = command.spawn().unwrap();
+        let stdout = Logs::follow(child.stdout.take().unwrap());
+        let stderr = Logs::follow(child.stderr.take().unwrap());
+        let link = stderr.wait_for("/oauth/authorize?").await.trim().to_owned();
+        (
+            Self {
+                child,
+                stdout,
+                stderr,
+            },
+            link,
+        )
+    }
+
+    /// Paste `line`; the exit code, stdout and stderr once it ends.
+    async fn paste(mut self, line: &str) -> Ran {
+        use tokio::io::AsyncWriteExt;
+        let mut stdin = self.child.stdin.take().unwrap();
+        stdin
+            .write_all(format!("{line}\n").as_bytes())
+            .await
+            .unwrap();
+        drop(stdin);
+        let status = tokio::time::timeout(Duration::from_secs(60), self.child.wait())
+            .await
+            .expect("login ends")
+            .unwrap();
+        Ran {
+            code: status.code(),
+            stdout: self.stdout.until_closed().await,
+            stderr: self.stderr.until_closed().await,
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn login_out_of_band_signs_in_once_and_token_then_works() {
+    let emulator = start_emulator(EmulatorConfig::generated()).await;
+    let dir = StoreDir::new();
+    let (login, link) = Login::start(&command("login", &emulator, &dir.file())).await;
+    assert!(
+        link.contains("redirect_uri=urn%3Aietf%3Awg%3Aoauth%3A2.0%3Aoob"),
+        "{link}"
+    );
+    assert!(!link.contains(emulator.client_secret().expose()));
+    assert_eq!(emulator.stats().token_requests.authorization_code, 0);
+    let code = authorize_as_user(&link).await;
+    let ran = login.paste(&code).await;
+    assert_eq!(ran.code, Some(0), "{}", ran.stderr);
+    let pair = stored(&dir.file());
+    let line = ran.stdout.trim();
+    assert!(line.starts_with("Signed in as user "), "{line}");
+    assert!(
+        line.contains(emulator.client_id()) && line.contains("expires"),
+        "{line}"
+    );
+    assert_eq!(ran.stdout.lines().count(), 1, "one line");
+    for secret in [
+        field(&pair, "access_token"),
+        field(&pair, "refresh_token"),
+        code,
+    ] {
+        assert!(!ran.stdout.contains(&secret) && !ran.stderr.contains(&secret));
+    }
+    assert_eq!(emulator.token_requests(GrantType::AuthorizationCode), 1);
+
+    let token = run(&command("token", &emulator, &dir.file())).await;
+    assert_eq!(token.code, Some(0), "{}", token.stderr);
+    assert_eq!(token.stdout.trim(), field(&pair, "access_token"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn login_refuses_a_foreign_state_before_sending_and_takes_the_redirected_address() {
+    let callback = "http://localhost/callback";
+    let emulator = start_emulator(EmulatorConfig::generated().with_redirect_uri(callback)).await;
+    let dir = StoreDir::new();
+    let launch = command("login", &emulator, &dir.file())
+        .arg("--redirect-uri")
+        .arg(callback);
+
+    // Where the browser is sent once the user approves.
+    let redirected = |link: String| async move {
+        let answer = Answer::from(http().get(&link).send().await.unwrap()).await;
+        assert!(answer.status.is_redirection(), "{}", answer.text);
+        answer.header("location").unwrap().to_owned()
+    };
+    let (login, link) = Login::start(&launch).await;
+    let address = redirected(link).await;
+    assert!(
+        address.starts_with(callback) && address.contains("state="),
+        "{address}"
+    );
+    let forged = url::Url::parse_with_params(
+        callback,
+        url::Url::parse(&address)
+            .unwrap()
+            .query_pairs()
+            .map(|(k, v)| {
+                let v = if k == "state" {
+                    "forged".into()
+                } else {
+                    v.into_owned()
+                };
+                (k.into_owned(), v)
+            }),
+    )
+    .unwrap();
+    let refused = login.paste(forged.as_str()).await;
+    assert_eq!(refused.code, Some(2), "{}", refused.stderr);
+    assert!(refused.stderr.contains("state"), "{}", refused.stderr);
+    assert!(
+        refused.stderr.contains("Nothing was sent"),
+        "{}",
+        refused.stderr
+    );
+    assert_eq!(
+        emulator.token_requests(GrantType::AuthorizationCode),
+        0,
+        "nothing sent"
+    );
+    assert!(!dir.file().exists() || stored_pairs_empty(&dir.file()));
+
+    let (login, link) = Login::start(&launch).await;
+    let address = redirected(link).await;
+    let ran = login.paste(&address).await;
+    assert_eq!(ran.code, Some(0), "{}", ran.stderr);
+    assert_eq!(emulator.token_requests(GrantType::AuthorizationCode), 1);
+    stored(&dir.file());
+
+    // A code used once is refused by Procore: exit 2, say so.
+    let (login, _link) = Login::start(&launch).await;
+    let code = url::Url::parse(&address)
+        .unwrap()
+        .query_pairs()
+        .find(|(k, _)| k == "code")
+        .unwrap()
+        .1
+        .into_owned();
+    let reused = login.paste(&code).await;
+    assert_eq!(reused.code, Some(2), "{}", reused.stderr);
+    assert!(reused.stderr.contains("invalid_grant"), "{}", reused.stderr);
+}
+
+fn stored_pairs_empty(store: &std::path::Path) -> bool {
+    crate::token_store::stored_pairs(store).is_empty()
+}
