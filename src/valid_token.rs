@@ -109,9 +109,12 @@ pub enum NoValidToken {
     #[error(
         "the stored access token of client {client_id} needs renewing, and {}",
         match held {
-            Some(held) => format!("this server holds the credentials of client {held}, not of it"),
-            None => "this server holds no client credentials (PROCORE_CLIENT_ID and \
-                     PROCORE_CLIENT_SECRET) to renew it with".to_owned(),
+            Some(held) => format!(
+                "the credentials held (PROCORE_CLIENT_ID) are client {held}'s, not its"
+            ),
+            None => "no client credentials are held (PROCORE_CLIENT_ID and \
+                     PROCORE_CLIENT_SECRET) to renew it with"
+                .to_owned(),
         }
     )]
     CannotRefresh {

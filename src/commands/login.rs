@@ -223,8 +223,8 @@ pub async fn run(args: &LoginArgs, env: impl Fn(&str) -> Option<String>) -> Exit
     };
     let who = who.map_or_else(String::new, |id| format!(" as user {id}"));
     let line = format!(
-        "Signed in{who} to Procore {environment} ({login_host}) with client {client_id}; the \
-         access token expires {} (in {} min) and is renewed from the store.",
+        "Signed in{who} to Procore ({environment}, {login_host}) with client {client_id}; \
+         the access token expires {} (in {} min) and is renewed from the store.",
         utc(expires_at),
         expires_at.saturating_sub(now) / 60
     );

@@ -45,6 +45,10 @@ keep the newest, send it once, and never refresh twice in parallel. get_token_in
 token; revoke_token ends a pair for good. Failures come back as tool errors with Procore's \
 answer and a hint.";
 
+const STORE_INSTRUCTIONS: &str = " This server keeps a token store: once a user has signed \
+in, get_access_token returns a working access token (renewed when it runs short) without \
+passing any token, and is the simplest way to get one.";
+
 /// What this server was started with, as far as tool definitions care.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Capabilities {
@@ -293,7 +297,11 @@ impl ServerHandler for ProcoreTokenServer {
                     .with_title("Procore Token MCP")
                     .with_description("Obtains and renews Procore OAuth 2.0 access tokens"),
             )
-            .with_instructions(INSTRUCTIONS)
+            .with_instructions(if self.inner.capabilities.token_store {
+                format!("{INSTRUCTIONS}{STORE_INSTRUCTIONS}")
+            } else {
+                INSTRUCTIONS.to_owned()
+            })
     }
 
     async fn list_tools(

@@ -235,12 +235,56 @@ async fn the_tool_is_listed_only_with_a_store() {
 
     let dir = StoreDir::new();
     let (client, _logs) = stdio_client(&launch(&emulator, &dir.file())).await;
+    let instructions = client.peer_info().unwrap().instructions.clone().unwrap();
+    assert!(instructions.contains(GET), "{instructions}");
     let tools = client.list_all_tools().await.unwrap();
     let tool = find_tool(&tools, GET);
     let annotations = tool.annotations.as_ref().unwrap();
     assert_eq!(annotations.read_only_hint, Some(false));
     assert_eq!(annotations.destructive_hint, Some(false));
     assert!(tool.output_schema.is_some());
+    client.cancel().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_held_credentials_the_stored_token_is_handed_out_but_not_renewed() {
+    let emulator = start_emulator(EmulatorConfig::generated()).await;
+    let dir = StoreDir::new();
+    let open = Launch::against(emulator.base_url())
+        .arg("--token-store")
+        .arg(dir.file().to_str().unwrap());
+    let (client, _logs) = stdio_client(&open).await;
+    let tools = client.list_all_tools().await.unwrap();
+    let description = find_tool(&tools, GET).description.clone().unwrap();
+    assert!(
+        description.contains("holds no client credentials"),
+        "{description}"
+    );
+    let code = authorize_as_user(&emulator.authorize_url(OOB, "s")).await;
+    let first = call(
+        &client,
+        crate::common::TOOL,
+        json!({"grant_type": "authorization_code", "code": code, "redirect_uri": OOB,
+               "client_id": emulator.client_id(),
+               "client_secret": emulator.client_secret().expose()}),
+    )
+    .await;
+    assert!(!is_error(&first), "{}", text(&first));
+
+    let token = token_of(&call(&client, GET, json!({})).await);
+    assert_eq!(token["refreshed"], false, "the only pair stored");
+    let short = call(&client, GET, json!({"min_valid_secs": 6000})).await;
+    assert!(is_error(&short));
+    let message = text(&short);
+    assert!(
+        message.contains("no client credentials are held"),
+        "{message}"
+    );
+    assert!(
+        message.contains("get_or_refresh_an_access_token"),
+        "{message}"
+    );
+    assert_eq!(emulator.token_requests(GrantType::RefreshToken), 0);
     client.cancel().await.unwrap();
 }
 
@@ -298,6 +342,23 @@ async fn token_prints_the_stored_token_alone_and_renews_it_when_asked() {
     assert_eq!(fresh.stdout, format!("{}\n", field(&first, "access_token")));
     assert_eq!(emulator.stats(), before, "nothing was sent");
 
+    // A login host that fails is not a sign-in to ask for: exit 1.
+    emulator
+        .arm(procore_emulator::Fault::Status(
+            procore_emulator::StatusFault {
+                code: 503,
+                retry_after_secs: None,
+                times: Some(1),
+                grant_type: Some(GrantType::RefreshToken),
+            },
+        ))
+        .unwrap();
+    let failed = run(&token.clone().arg("--min-valid-secs").arg("86400")).await;
+    assert_eq!(failed.code, Some(1), "{}", failed.stderr);
+    assert_eq!(failed.stdout, "");
+    assert!(failed.stderr.contains("HTTP 503"), "{}", failed.stderr);
+    assert_eq!(stored(&dir.file()), first, "the store keeps its pair");
+
     let renewed = run(&token.clone().arg("--min-valid-secs").arg("6000")).await;
     assert_eq!(renewed.code, Some(0), "{}", renewed.stderr);
     let pair = stored(&dir.file());
@@ -306,11 +367,16 @@ async fn token_prints_the_stored_token_alone_and_renews_it_when_asked() {
         format!("{}\n", field(&pair, "access_token"))
     );
     assert_ne!(pair["access_token"], first["access_token"]);
-    assert_eq!(emulator.token_requests(GrantType::RefreshToken), 1);
+    assert_eq!(
+        emulator.token_requests(GrantType::RefreshToken),
+        2,
+        "the failed one, then this one"
+    );
+    assert_eq!(emulator.successful_refreshes(), 1);
     let info = token_info(emulator.base_url(), renewed.stdout.trim()).await;
     assert_eq!(info.status, 200, "the printed token works: {}", info.text);
 
-    for ran in [&fresh, &renewed] {
+    for ran in [&fresh, &renewed, &failed] {
         for secret in [
             field(&first, "access_token"),
             field(&first, "refresh_token"),
