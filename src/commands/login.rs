@@ -15,7 +15,7 @@ use clap::Args;
 use serde_json::Value;
 use tokio::io::AsyncBufReadExt;
 
-use super::{EXIT_FAILED, EXIT_SIGN_IN, Setup, ended, fail};
+use super::{EXIT_FAILED, EXIT_INTERRUPTED, EXIT_SIGN_IN, Setup, ended, fail, unless_interrupted};
 use crate::{
     config::ServeArgs,
     exchange::Outcome,
@@ -173,7 +173,10 @@ pub async fn run(args: &LoginArgs, env: impl Fn(&str) -> Option<String>) -> Exit
         refresh_token: None,
     };
     let exchange = &setup.exchange;
-    let outcome = exchange.exchange(request).await;
+    // From here on a signal waits for the exchange: the code is spent once it is sent.
+    let Some(outcome) = unless_interrupted(exchange, exchange.exchange(request)).await else {
+        return ExitCode::from(EXIT_INTERRUPTED);
+    };
     let (body, store_error) = match outcome.as_ref() {
         Outcome::Answered {
             response,

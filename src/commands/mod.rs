@@ -22,6 +22,8 @@ use crate::{
 pub const EXIT_SIGN_IN: u8 = 2;
 /// Exit status of every other failure.
 pub const EXIT_FAILED: u8 = 1;
+/// Exit status after SIGINT or SIGTERM (128 + SIGINT, as shells report it).
+pub const EXIT_INTERRUPTED: u8 = 130;
 
 /// Why a command cannot start. Messages name flags and variables, never a secret.
 #[derive(Debug, thiserror::Error)]
@@ -76,6 +78,50 @@ impl Setup {
             held,
             exchange,
         })
+    }
+}
+
+/// Run `work` to its end, unless SIGINT or SIGTERM comes first; then wait (at most the
+/// exchange's drain limit) for a token request already in flight, so that a pair Procore
+/// rotated is stored rather than lost with the process, and return `None`. The signals are
+/// caught from the first call on, for the rest of the process.
+async fn unless_interrupted<T>(
+    exchange: &TokenExchange,
+    work: impl std::future::Future<Output = T>,
+) -> Option<T> {
+    tokio::select! {
+        done = work => Some(done),
+        () = interrupted() => {
+            eprintln!("interrupted: finishing the token request already sent, if any");
+            if !exchange.drain(exchange.drain_limit()).await {
+                eprintln!("a token request was still in flight at exit");
+            }
+            None
+        }
+    }
+}
+
+/// Wait for SIGINT or SIGTERM (forever, when they cannot be caught).
+async fn interrupted() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let (Ok(mut interrupt), Ok(mut terminate)) = (
+            signal(SignalKind::interrupt()),
+            signal(SignalKind::terminate()),
+        ) else {
+            return std::future::pending().await;
+        };
+        tokio::select! {
+            _ = interrupt.recv() => {}
+            _ = terminate.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
     }
 }
 

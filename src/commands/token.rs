@@ -9,7 +9,7 @@ use std::{io::Write, process::ExitCode, time::Duration};
 
 use clap::Args;
 
-use super::{EXIT_FAILED, EXIT_SIGN_IN, Setup, ended, fail};
+use super::{EXIT_FAILED, EXIT_INTERRUPTED, EXIT_SIGN_IN, Setup, ended, fail, unless_interrupted};
 use crate::{
     config::ServeArgs,
     oauth::ClientId,
@@ -50,8 +50,11 @@ pub async fn run(args: &TokenArgs, env: impl Fn(&str) -> Option<String>) -> Exit
         .map(ClientId::new);
     let exchange = &setup.exchange;
     let min_valid = Duration::from_secs(args.min_valid_secs);
-    let token = match valid_token(exchange, Some(&setup.held), client_id.as_ref(), min_valid).await
-    {
+    let work = valid_token(exchange, Some(&setup.held), client_id.as_ref(), min_valid);
+    let Some(outcome) = unless_interrupted(exchange, work).await else {
+        return ExitCode::from(EXIT_INTERRUPTED);
+    };
+    let token = match outcome {
         Ok(token) => token,
         Err(NoValidToken::SignIn(reason)) => {
             return fail(

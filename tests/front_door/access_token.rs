@@ -467,6 +467,57 @@ async fn scripts_and_agents_share_one_refresh() {
     client.cancel().await.unwrap();
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ctrl_c_during_a_renewal_waits_for_the_answer_and_keeps_the_pair() {
+    let emulator = start_emulator(EmulatorConfig::generated()).await;
+    let dir = StoreDir::new();
+    let (client, _logs) = stdio_client(&launch(&emulator, &dir.file())).await;
+    let first = first_pair(&client, &emulator).await;
+    client.cancel().await.unwrap();
+
+    delay_refreshes(&emulator, 800);
+    let mut renewal = command("token", &emulator, &dir.file())
+        .arg("--min-valid-secs")
+        .arg("6000")
+        .command();
+    renewal
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let mut child = renewal.spawn().unwrap();
+    let stdout = Logs::follow(child.stdout.take().unwrap());
+    let stderr = Logs::follow(child.stderr.take().unwrap());
+    wait_until(
+        || emulator.token_requests(GrantType::RefreshToken) == 1,
+        || "the refresh reached the emulator".to_owned(),
+    )
+    .await;
+    let pid = child.id().unwrap().to_string();
+    let sent = tokio::process::Command::new("kill")
+        .args(["-INT", &pid])
+        .status()
+        .await
+        .unwrap();
+    assert!(sent.success());
+    let status = tokio::time::timeout(Duration::from_secs(20), child.wait())
+        .await
+        .unwrap()
+        .unwrap();
+    let (stdout, stderr) = (stdout.until_closed().await, stderr.until_closed().await);
+    assert_eq!(status.code(), Some(130), "{stderr}");
+    assert_eq!(stdout, "", "no token after an interruption");
+    assert_eq!(emulator.successful_refreshes(), 1);
+    let pair = stored(&dir.file());
+    assert_ne!(
+        field(&pair, "refresh_token"),
+        field(&first, "refresh_token"),
+        "the rotated pair was stored, not lost"
+    );
+    let next = run(&command("token", &emulator, &dir.file())).await;
+    assert_eq!(next.code, Some(0), "still signed in: {}", next.stderr);
+    assert_eq!(next.stdout.trim(), field(&pair, "access_token"));
+}
+
 /// `login` running, its stdin open, its stderr followed.
 struct Login {
     child: tokio::process::Child,
