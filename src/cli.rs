@@ -5,7 +5,11 @@ use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 
 use procore_emulator::settings::EmulatorArgs;
 
-use crate::{config::ServeArgs, demo::DemoArgs};
+use crate::{
+    commands::{login::LoginArgs, token::TokenArgs},
+    config::ServeArgs,
+    demo::DemoArgs,
+};
 
 const HELP_FOOTER: &str = "\
 Server-held credentials (environment only, never on the command line):
@@ -22,6 +26,10 @@ Examples:
   procore-token-mcp --transport http --listen 127.0.0.1:8722
                                                      streamable HTTP at /mcp, old SSE at /sse
   procore-token-mcp demo                             try it all locally, no credentials
+  PROCORE_TOKEN_STORE=~/.procore/tokens.json procore-token-mcp login
+                                                     sign in once (PROCORE_CLIENT_ID/_SECRET set)
+  curl -H \"Authorization: Bearer $(procore-token-mcp token)\" …
+                                                     a working token for scripts (same store)
   procore-token-mcp emulator --listen 127.0.0.1:0    a local OAuth emulator for tests
   MCP_AUTH_TOKEN=… procore-token-mcp --transport http --listen 0.0.0.0:8722
                                                      every interface; callers send
@@ -59,6 +67,14 @@ pub enum Command {
     /// Start the local OAuth emulator and this server's HTTP transport pointed at it, both
     /// on loopback, and print how to try the whole token flow. Runs until Ctrl-C.
     Demo(DemoArgs),
+    /// Print a working access token from the token store (renewed first when it has less
+    /// than --min-valid-secs left) and a newline on stdout. Exit 2, with what to do on
+    /// stderr, when a sign-in is needed. Takes the server's flags and environment.
+    Token(TokenArgs),
+    /// Sign in once: print the sign-in link, read the code (or the redirected address)
+    /// from stdin, check state, exchange the code and store the pair. Prints no token.
+    /// Takes the server's flags and environment.
+    Login(LoginArgs),
 }
 
 impl Cli {

@@ -142,6 +142,11 @@ impl TokenExchange {
         self.procore.timeout() + Duration::from_secs(1)
     }
 
+    /// Now, in Unix milliseconds, by the clock this exchange was given.
+    pub fn now_ms(&self) -> u64 {
+        self.clock.now_ms()
+    }
+
     pub fn procore(&self) -> &ProcoreClient {
         &self.procore
     }
@@ -162,7 +167,7 @@ impl TokenExchange {
 
     /// The stored pair of `client_id` (or the only pair of this login host when `client_id`
     /// is `None`). `Ok(None)` without a store or without a pair.
-    async fn stored_pair(
+    pub async fn stored_pair(
         &self,
         client_id: Option<&ClientId>,
     ) -> Result<Option<StoredPair>, StoreError> {

@@ -10,6 +10,7 @@
 
 pub mod cli;
 pub mod clock;
+pub mod commands;
 pub mod config;
 pub mod demo;
 pub mod exchange;
@@ -21,3 +22,4 @@ pub mod store;
 pub mod tls;
 pub mod tools;
 pub mod transport;
+pub mod valid_token;

@@ -4,6 +4,7 @@ use std::process::ExitCode;
 
 use procore_token_mcp::{
     cli::{Cli, Command},
+    commands::{login, token},
     config::{Config, TransportConfig},
     demo,
     exchange::{StoreSettings, TokenExchange},
@@ -23,6 +24,16 @@ enum Job {
         secret_given: bool,
     },
     Demo(demo::DemoArgs),
+    Token(token::TokenArgs),
+    Login(login::LoginArgs),
+}
+
+impl Job {
+    /// The server and the commands that use its store run on one thread and may write the
+    /// store; the emulator and the demo stand in for a whole login service.
+    fn is_the_server_or_its_commands(&self) -> bool {
+        matches!(self, Self::Serve(..) | Self::Token(_) | Self::Login(_))
+    }
 }
 
 fn main() -> ExitCode {
@@ -40,6 +51,8 @@ fn main() -> ExitCode {
             }
         },
         Some(Command::Demo(args)) => Job::Demo(args),
+        Some(Command::Token(args)) => Job::Token(args),
+        Some(Command::Login(args)) => Job::Login(args),
         None => match serve_job(&cli.serve) {
             Ok(job) => job,
             Err(error) => {
@@ -58,13 +71,13 @@ fn main() -> ExitCode {
     // stand in for a whole login service, keep the multi-threaded runtime.
     // `--worker-threads N` above 1 trades that for throughput on N cores.
     let mut builder = match &job {
-        Job::Serve(config, _) if config.worker_threads <= 1 => {
-            tokio::runtime::Builder::new_current_thread()
-        }
-        Job::Serve(config, _) => {
+        Job::Serve(config, _) if config.worker_threads > 1 => {
             let mut builder = tokio::runtime::Builder::new_multi_thread();
             builder.worker_threads(config.worker_threads);
             builder
+        }
+        job if job.is_the_server_or_its_commands() => {
+            tokio::runtime::Builder::new_current_thread()
         }
         _ => tokio::runtime::Builder::new_multi_thread(),
     };
@@ -78,7 +91,7 @@ fn main() -> ExitCode {
     // Before the token store is touched (start-up may already write it): a file-size limit
     // below the store's size must make the write fail with EFBIG, reported like a full
     // disk, not kill the process with SIGXFSZ after Procore rotated the pair.
-    let file_size_signal = if matches!(job, Job::Serve(..)) {
+    let file_size_signal = if job.is_the_server_or_its_commands() {
         runtime.block_on(async { ignore_file_size_signal() })
     } else {
         None
@@ -96,20 +109,25 @@ fn main() -> ExitCode {
     if let Some(signal) = file_size_signal {
         runtime.spawn(report_file_size_signals(signal));
     }
+    let env = |name: &str| std::env::var(name).ok();
     let outcome = runtime.block_on(async {
         match job {
-            Job::Serve(config, store) => run(*config, store).await,
+            Job::Token(args) => Ok(Some(token::run(&args, env).await)),
+            Job::Login(args) => Ok(Some(login::run(&args, env).await)),
+            Job::Serve(config, store) => run(*config, store).await.map(|()| None),
             Job::Emulator {
                 config,
                 secret_given,
             } => procore_emulator::settings::run(config, secret_given, signal_token())
                 .await
+                .map(|()| None)
                 .map_err(anyhow::Error::from),
-            Job::Demo(args) => demo::run(args, signal_token()).await,
+            Job::Demo(args) => demo::run(args, signal_token()).await.map(|()| None),
         }
     });
     match outcome {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(Some(code)) => code,
+        Ok(None) => ExitCode::SUCCESS,
         Err(error) => {
             eprintln!("procore-token-mcp: {error:#}");
             ExitCode::FAILURE

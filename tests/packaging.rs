@@ -559,11 +559,16 @@ fn the_top_level_modules_form_a_dag_and_architecture_md_maps_them() {
     }
 }
 
-/// The tool names the binary lists over stdio (no credentials, empty store settings).
-fn tools_the_binary_lists() -> BTreeSet<String> {
+/// The tool names the binary lists over stdio, without credentials, with or without a
+/// token store file.
+fn tools_the_binary_lists(store: Option<&std::path::Path>) -> BTreeSet<String> {
     use std::io::Write;
-    let mut child = Command::new(BIN)
-        .env_clear()
+    let mut command = Command::new(BIN);
+    command.env_clear();
+    if let Some(store) = store {
+        command.env("PROCORE_TOKEN_STORE", store);
+    }
+    let mut child = command
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::null())
@@ -658,14 +663,21 @@ fn the_bundle_manifest_agrees_with_the_server() {
         );
     }
 
-    // The tools the bundle advertises are the ones the binary lists.
+    // The tools the bundle advertises are the ones the binary lists with every field set
+    // (a token store adds the store's tools); without one it lists all the others.
     let advertised: BTreeSet<String> = manifest["tools"]
         .as_array()
         .unwrap()
         .iter()
         .map(|tool| tool["name"].as_str().unwrap().to_owned())
         .collect();
-    assert_eq!(advertised, tools_the_binary_lists());
+    let folder = std::env::temp_dir().join(format!("ptm-packaging-{}", std::process::id()));
+    std::fs::create_dir_all(&folder).unwrap();
+    let with_store = tools_the_binary_lists(Some(&folder.join("tokens.json")));
+    std::fs::remove_dir_all(&folder).unwrap();
+    assert_eq!(advertised, with_store);
+    let without = tools_the_binary_lists(None);
+    assert!(without.is_subset(&advertised) && without.len() < advertised.len());
 }
 
 #[test]

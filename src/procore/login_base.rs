@@ -75,11 +75,40 @@ impl LoginBase {
         self.url.origin().ascii_serialization()
     }
 
+    /// The API host that accepts this login host's tokens, as Procore documents the pairs
+    /// (production, developer sandbox, monthly sandbox, federal zone); for any other login
+    /// host (a local emulator, a proxy) the login URL itself, the only host known to work.
+    pub fn api_base_url(&self) -> String {
+        let origin = self.origin();
+        let documented = API_HOSTS
+            .iter()
+            .find(|(login, _)| *login == origin)
+            .map(|(_, api)| *api);
+        match documented {
+            Some(api) if self.url.path().trim_end_matches('/').is_empty() => api.to_owned(),
+            _ => format!("{origin}{}", self.url.path().trim_end_matches('/')),
+        }
+    }
+
     /// The host name alone, for messages.
     pub fn host(&self) -> &str {
         self.url.host_str().unwrap_or_default()
     }
 }
+
+/// Procore's login hosts and the API host of each (`PROCORE-OAUTH.md`, "Hosts").
+const API_HOSTS: [(&str, &str); 4] = [
+    ("https://login.procore.com", "https://api.procore.com"),
+    (
+        "https://login-sandbox.procore.com",
+        "https://sandbox.procore.com",
+    ),
+    (
+        "https://login-sandbox-monthly.procore.com",
+        "https://api-monthly.procore.com",
+    ),
+    ("https://login.procoregov.com", "https://api.procoregov.com"),
+];
 
 /// `localhost`, `127.0.0.0/8` and `::1`.
 pub fn is_loopback(host: &str) -> bool {
@@ -105,6 +134,37 @@ mod tests {
             "http://127.0.0.1:9000/procore/oauth/token"
         );
         assert_eq!(prefixed.origin(), "http://127.0.0.1:9000");
+    }
+
+    #[test]
+    fn each_documented_login_host_has_its_api_host_and_others_are_their_own() {
+        for (login, api) in [
+            ("https://login.procore.com/", "https://api.procore.com"),
+            (
+                "https://login-sandbox.procore.com",
+                "https://sandbox.procore.com",
+            ),
+            (
+                "https://login-sandbox-monthly.procore.com",
+                "https://api-monthly.procore.com",
+            ),
+            ("https://login.procoregov.com", "https://api.procoregov.com"),
+            ("http://127.0.0.1:9000/", "http://127.0.0.1:9000"),
+            (
+                "http://127.0.0.1:9000/procore",
+                "http://127.0.0.1:9000/procore",
+            ),
+            (
+                "https://login.procore.com/proxy",
+                "https://login.procore.com/proxy",
+            ),
+        ] {
+            assert_eq!(
+                LoginBase::parse(login).unwrap().api_base_url(),
+                api,
+                "{login}"
+            );
+        }
     }
 
     #[test]

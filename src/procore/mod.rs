@@ -15,6 +15,22 @@ pub use token_request::{GrantType, TokenRequest};
 
 use crate::oauth::{ClientId, ClientSecret};
 
+/// The sign-in link a user opens (`GET /oauth/authorize`); nothing is sent.
+pub fn authorize_url(
+    login: &LoginBase,
+    client_id: &ClientId,
+    redirect_uri: &str,
+    state: &str,
+) -> url::Url {
+    let mut url = login.endpoint(AUTHORIZE_PATH);
+    url.query_pairs_mut()
+        .append_pair("response_type", "code")
+        .append_pair("client_id", client_id.as_str())
+        .append_pair("redirect_uri", redirect_uri)
+        .append_pair("state", state);
+    url
+}
+
 /// The application's credentials, held by the server so callers need not pass them.
 #[derive(Debug, Clone)]
 pub struct ClientCredentials {

@@ -21,6 +21,8 @@ pub enum ArgumentError {
     Unknown(String, String),
     #[error("argument `{0}` must be a string, not {1}")]
     NotAString(&'static str, &'static str),
+    #[error("argument `{0}` must be a whole number of at least 0, not {1}")]
+    NotAnInteger(&'static str, &'static str),
     #[error("{0}")]
     Invalid(String),
 }
@@ -46,6 +48,33 @@ impl<'a> Arguments<'a> {
             Some(Value::String(text)) if text.trim().is_empty() => Ok(None),
             Some(Value::String(text)) => Ok(Some(text.clone())),
             Some(other) => Err(ArgumentError::NotAString(name, json_type(other))),
+        }
+    }
+
+    /// A whole, non-negative number; absent and `null` read as `None`. A string of digits
+    /// is accepted too, as some clients send every argument as a string.
+    pub fn integer(&self, name: &'static str) -> Result<Option<u64>, ArgumentError> {
+        match self.object.and_then(|o| o.get(name)) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::Number(number)) => number
+                .as_u64()
+                .or_else(|| {
+                    number
+                        .as_f64()
+                        .filter(|float| float.fract() == 0.0 && *float >= 0.0 && *float < 1e15)
+                        .map(|float| float as u64)
+                })
+                .map(Some)
+                .ok_or(ArgumentError::NotAnInteger(
+                    name,
+                    "a negative or fractional number",
+                )),
+            Some(Value::String(text)) if !text.trim().is_empty() => text
+                .trim()
+                .parse::<u64>()
+                .map(Some)
+                .map_err(|_| ArgumentError::NotAnInteger(name, "a string of other characters")),
+            Some(other) => Err(ArgumentError::NotAnInteger(name, json_type(other))),
         }
     }
 
@@ -115,6 +144,31 @@ mod tests {
         assert_eq!(read.string("b").unwrap(), None);
         assert_eq!(read.string("c").unwrap(), None);
         assert_eq!(read.string("d").unwrap(), None);
+    }
+
+    #[test]
+    fn reads_whole_numbers_and_refuses_the_rest_without_echoing_them() {
+        let args = object(json!({
+            "n": 300, "f": 600.0, "s": " 900 ", "null": null, "neg": -1, "frac": 1.5,
+            "word": "secret-canary", "list": [1]
+        }));
+        let read = Arguments::check(
+            Some(&args),
+            &[
+                "n", "f", "s", "null", "neg", "frac", "word", "list", "absent",
+            ],
+        )
+        .unwrap();
+        assert_eq!(read.integer("n").unwrap(), Some(300));
+        assert_eq!(read.integer("f").unwrap(), Some(600));
+        assert_eq!(read.integer("s").unwrap(), Some(900));
+        assert_eq!(read.integer("null").unwrap(), None);
+        assert_eq!(read.integer("absent").unwrap(), None);
+        for name in ["neg", "frac", "word", "list"] {
+            let error = read.integer(name).unwrap_err().to_string();
+            assert!(error.contains("whole number"), "{name}: {error}");
+            assert!(!error.contains("secret-canary"), "{error}");
+        }
     }
 
     #[test]

@@ -13,7 +13,7 @@ use super::{
 };
 use crate::{
     procore::ClientCredentials,
-    procore::{AUTHORIZE_PATH, LoginBase, OOB_REDIRECT_URI},
+    procore::{LoginBase, OOB_REDIRECT_URI, authorize_url},
 };
 
 pub const NAME: &str = "grant_app_authorization";
@@ -138,12 +138,7 @@ pub fn call(
     let state = args
         .string("state")?
         .unwrap_or_else(|| uuid::Uuid::new_v4().simple().to_string());
-    let mut url = login.endpoint(AUTHORIZE_PATH);
-    url.query_pairs_mut()
-        .append_pair("response_type", "code")
-        .append_pair("client_id", client_id.as_str())
-        .append_pair("redirect_uri", &redirect_uri)
-        .append_pair("state", &state);
+    let url = authorize_url(login, &client_id, &redirect_uri, &state);
     Ok(outcome::summary(json!({
         "authorize_url": url.as_str(),
         "state": state,

@@ -4,6 +4,7 @@
 //! [`ProcoreTokenServer`]. Tool failures are tool results (`isError`); protocol errors are
 //! kept for requests that cannot be routed (an unknown tool).
 
+pub mod access_token;
 mod arguments;
 pub mod authorize;
 mod outcome;
@@ -44,6 +45,10 @@ keep the newest, send it once, and never refresh twice in parallel. get_token_in
 token; revoke_token ends a pair for good. Failures come back as tool errors with Procore's \
 answer and a hint.";
 
+const STORE_INSTRUCTIONS: &str = " This server keeps a token store: once a user has signed \
+in, get_access_token returns a working access token (renewed when it runs short) without \
+passing any token, and is the simplest way to get one.";
+
 /// What this server was started with, as far as tool definitions care.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Capabilities {
@@ -71,6 +76,7 @@ struct ServerState {
 struct Shapes {
     token: OutputShape,
     token_info: OutputShape,
+    access_token: OutputShape,
 }
 
 impl ProcoreTokenServer {
@@ -85,16 +91,21 @@ impl ProcoreTokenServer {
         };
         let token = token::definition(capabilities);
         let token_info = token_info::definition(capabilities);
+        let access_token = access_token::definition(capabilities);
         let shapes = Shapes {
             token: OutputShape::of(&token)?,
             token_info: OutputShape::of(&token_info)?,
+            access_token: OutputShape::of(&access_token)?,
         };
-        let tools = vec![
+        let mut tools = vec![
             authorize::definition(capabilities),
             token,
             token_info,
             revoke::definition(capabilities),
         ];
+        if capabilities.token_store {
+            tools.push(access_token);
+        }
         Ok(Self {
             inner: Arc::new(ServerState {
                 exchange,
@@ -155,6 +166,19 @@ impl ProcoreTokenServer {
                 Ok((result, outcome)) => (result, "-", outcome),
                 Err(error) => invalid(error),
             },
+            access_token::NAME if state.capabilities.token_store => {
+                match access_token::call(
+                    &state.exchange,
+                    arguments,
+                    held,
+                    &state.shapes.access_token,
+                )
+                .await
+                {
+                    Ok(called) => called,
+                    Err(error) => invalid(error),
+                }
+            }
             _ => {
                 let shown: String = tool.chars().take(64).collect();
                 // The name is the caller's text, which may be anything (a secret pasted in
@@ -273,7 +297,11 @@ impl ServerHandler for ProcoreTokenServer {
                     .with_title("Procore Token MCP")
                     .with_description("Obtains and renews Procore OAuth 2.0 access tokens"),
             )
-            .with_instructions(INSTRUCTIONS)
+            .with_instructions(if self.inner.capabilities.token_store {
+                format!("{INSTRUCTIONS}{STORE_INSTRUCTIONS}")
+            } else {
+                INSTRUCTIONS.to_owned()
+            })
     }
 
     async fn list_tools(
@@ -363,6 +391,7 @@ mod definition_length {
                     token::definition(capabilities),
                     token_info::definition(capabilities),
                     revoke::definition(capabilities),
+                    access_token::definition(capabilities),
                 ] {
                     let words = tool
                         .description

@@ -320,7 +320,8 @@ fn consumed_note(request: Request) -> &'static str {
     }
 }
 
-fn error_text(text: String) -> CallToolResult {
+/// An error result carrying `text` alone.
+pub fn error_text(text: String) -> CallToolResult {
     CallToolResult::error(vec![ContentBlock::text(text)])
 }
 

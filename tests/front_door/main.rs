@@ -15,6 +15,7 @@
 #[path = "../common/mod.rs"]
 mod common;
 
+mod access_token;
 mod end_to_end;
 mod forwarding;
 mod hostile_clients;

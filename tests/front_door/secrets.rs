@@ -735,3 +735,69 @@ async fn one_log_line_per_tool_call_with_grant_status_and_latency() {
     }
     client.cancel().await.unwrap();
 }
+
+/// `get_access_token` hands out an access token and never a refresh token: not on success,
+/// not in any error (an upstream echoing the refresh request included), and no token of
+/// either kind reaches the log. The stored pair ([`TOKEN_BODY`], issued in 2017) is always
+/// expired, so every call renews it.
+#[tokio::test]
+async fn get_access_token_never_shows_a_refresh_token_nor_logs_a_token() {
+    init();
+    let upstream = FaultyUpstream::start().await;
+    let dir = crate::token_store::StoreDir::new();
+    let launch = launch(&upstream)
+        .arg("--token-store")
+        .arg(dir.file().to_str().unwrap());
+    let (client, logs) = stdio_client(&launch).await;
+    let first = call_token(
+        &client,
+        json!({"grant_type": "authorization_code", "code": CODE, "redirect_uri": "urn:ietf:wg:oauth:2.0:oob"}),
+    )
+    .await;
+    assert!(!is_error(&first), "{}", text(&first));
+
+    let get = |arguments: Value| {
+        client.call_tool(
+            rmcp::model::CallToolRequestParams::new("get_access_token")
+                .with_arguments(args(arguments)),
+        )
+    };
+    let mut answers = Vec::new();
+    // Every failure first: none rotates the pair, so each call is sent (a pair rotated
+    // moments ago would be the answer, with nothing sent).
+    let mut cases = faults();
+    cases.push(("echo 400", Fault::Echo(400)));
+    cases.push(("echo 200", Fault::Echo(200)));
+    for (fault, behaviour) in cases {
+        if matches!(behaviour, Fault::Trickle { .. }) {
+            continue; // the hang already waits out the timeout once
+        }
+        upstream.push(behaviour);
+        let result = get(json!({})).await.unwrap();
+        assert!(is_error(&result), "{fault}: {}", text(&result));
+        answers.push((fault.to_owned(), result));
+    }
+    let renewed = get(json!({})).await.unwrap();
+    assert!(!is_error(&renewed), "{}", text(&renewed));
+    assert_eq!(
+        renewed.structured_content.as_ref().unwrap()["access_token"],
+        ACCESS_OUT
+    );
+    answers.push(("renewed".to_owned(), renewed));
+    let sent = upstream.requests().join("\n");
+    assert!(
+        sent.contains(REFRESH_OUT),
+        "the stored refresh token really went upstream"
+    );
+    for (what, result) in &answers {
+        let shown = serde_json::to_string(result).unwrap();
+        for canary in INPUT_CANARIES.iter().chain([&REFRESH_OUT]) {
+            assert!(!shown.contains(canary), "{canary} in {what}:\n{shown}");
+        }
+        if is_error(result) {
+            assert!(!shown.contains(ACCESS_OUT), "{what}:\n{shown}");
+        }
+    }
+    client.cancel().await.unwrap();
+    assert_logs_clean(&logs.until_closed().await);
+}

@@ -19,10 +19,10 @@ use serde_json::{Value, json};
 // ───────────────────────────── support ─────────────────────────────
 
 /// A private temporary directory (0700), removed on drop.
-struct StoreDir(PathBuf);
+pub(crate) struct StoreDir(pub(crate) PathBuf);
 
 impl StoreDir {
-    fn new() -> Self {
+    pub(crate) fn new() -> Self {
         let dir = std::env::temp_dir().join(format!(
             "ptm-token-store-{}-{}",
             std::process::id(),
@@ -32,7 +32,7 @@ impl StoreDir {
         std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700)).unwrap();
         Self(dir)
     }
-    fn file(&self) -> PathBuf {
+    pub(crate) fn file(&self) -> PathBuf {
         self.0.join("tokens.json")
     }
 }
@@ -45,7 +45,7 @@ impl Drop for StoreDir {
 }
 
 /// The server against `emulator`, holding its credentials, keeping tokens in `store`.
-fn launch(emulator: &RunningEmulator, store: &Path) -> Launch {
+pub(crate) fn launch(emulator: &RunningEmulator, store: &Path) -> Launch {
     Launch::against(emulator.base_url())
         .arg("--token-store")
         .arg(store.to_str().unwrap())
@@ -54,7 +54,7 @@ fn launch(emulator: &RunningEmulator, store: &Path) -> Launch {
 }
 
 /// The pairs in the store file, as (client_id, token response JSON).
-fn stored_pairs(store: &Path) -> Vec<(String, Value)> {
+pub(crate) fn stored_pairs(store: &Path) -> Vec<(String, Value)> {
     let file: Value = serde_json::from_slice(&std::fs::read(store).unwrap()).unwrap();
     file["pairs"]
         .as_array()
@@ -68,7 +68,7 @@ fn stored_pairs(store: &Path) -> Vec<(String, Value)> {
 }
 
 /// The one stored token response.
-fn stored(store: &Path) -> Value {
+pub(crate) fn stored(store: &Path) -> Value {
     let pairs = stored_pairs(store);
     assert_eq!(pairs.len(), 1, "one pair stored");
     pairs[0].1.clone()
@@ -84,19 +84,19 @@ fn store_warning(result: &CallToolResult) -> String {
         .unwrap_or_default()
 }
 
-fn tokens_of(result: &CallToolResult) -> Value {
+pub(crate) fn tokens_of(result: &CallToolResult) -> Value {
     assert!(!is_error(result), "{}", text(result));
     serde_json::from_str(&text(result)).unwrap()
 }
 
-fn field(value: &Value, name: &str) -> String {
+pub(crate) fn field(value: &Value, name: &str) -> String {
     value[name]
         .as_str()
         .unwrap_or_else(|| panic!("{name} in {value}"))
         .to_owned()
 }
 
-async fn call(client: &Client, tool: &str, arguments: Value) -> CallToolResult {
+pub(crate) async fn call(client: &Client, tool: &str, arguments: Value) -> CallToolResult {
     client
         .call_tool(CallToolRequestParams::new(tool.to_owned()).with_arguments(args(arguments)))
         .await
@@ -104,7 +104,7 @@ async fn call(client: &Client, tool: &str, arguments: Value) -> CallToolResult {
 }
 
 /// A user authorizes out of band; the tool exchanges the code. The first pair.
-async fn first_pair(client: &Client, emulator: &RunningEmulator) -> Value {
+pub(crate) async fn first_pair(client: &Client, emulator: &RunningEmulator) -> Value {
     let code = authorize_as_user(&emulator.authorize_url(OOB, "state-1")).await;
     let result = call(
         client,
@@ -115,7 +115,7 @@ async fn first_pair(client: &Client, emulator: &RunningEmulator) -> Value {
     tokens_of(&result)
 }
 
-fn delay_refreshes(emulator: &RunningEmulator, ms: u64) {
+pub(crate) fn delay_refreshes(emulator: &RunningEmulator, ms: u64) {
     emulator
         .arm(Fault::Delay(DelayFault {
             ms,
