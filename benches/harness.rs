@@ -67,19 +67,38 @@ fn main() {
         .build()
         .unwrap();
 
+    // HARNESS_ONLY=load,peers (say) runs only those parts, for an A/B of one figure: cold,
+    // latency, memory, load, peers (peers needs load and cold for its ratios).
+    let only = std::env::var("HARNESS_ONLY").ok();
+    let runs = |part: &str| {
+        only.as_deref()
+            .is_none_or(|only| only.split(',').any(|p| p.trim() == part))
+    };
     let mut report = Report::default();
     report.header(full);
-    let cold = cold_start(&mut report, size.cold_runs, "", &|| {
-        let mut command = Command::new(bin());
-        command.env("RUST_LOG", "info");
-        command
-    });
+    let cold = if runs("cold") || runs("peers") {
+        cold_start(&mut report, size.cold_runs, "", &|| {
+            let mut command = Command::new(bin());
+            command.env("RUST_LOG", "info");
+            command
+        })
+    } else {
+        (f64::NAN, f64::NAN)
+    };
     let upstream = Upstream::start();
     runtime.block_on(async {
-        added_latency(&mut report, size, &upstream).await;
-        memory(&mut report, size, &upstream).await;
-        let ours = throughput(&mut report, size, &upstream).await;
-        peers::python(&mut report, size, &upstream, &ours, &cold).await;
+        if runs("latency") {
+            added_latency(&mut report, size, &upstream).await;
+        }
+        if runs("memory") {
+            memory(&mut report, size, &upstream).await;
+        }
+        if runs("load") || runs("peers") {
+            let ours = throughput(&mut report, size, &upstream).await;
+            if runs("peers") {
+                peers::python(&mut report, size, &upstream, &ours, &cold).await;
+            }
+        }
     });
     binary_size(&mut report);
     report.print();
@@ -382,10 +401,23 @@ struct HttpSession {
     http: reqwest::Client,
     url: String,
     session: String,
+    /// Stateless 2026-07-28 requests instead of a session (`session` is then empty).
+    modern: bool,
     next_id: AtomicU64,
 }
 
 impl HttpSession {
+    /// No session: stateless 2026-07-28 requests, each carrying its protocol version.
+    fn stateless(http: reqwest::Client, url: String) -> Self {
+        Self {
+            http,
+            url,
+            session: String::new(),
+            modern: true,
+            next_id: AtomicU64::new(10),
+        }
+    }
+
     async fn open(http: reqwest::Client, url: String) -> Self {
         let response = http
             .post(&url)
@@ -407,6 +439,7 @@ impl HttpSession {
             http,
             url,
             session,
+            modern: false,
             next_id: AtomicU64::new(10),
         };
         this.post(INITIALIZED.to_owned()).await;
@@ -415,6 +448,9 @@ impl HttpSession {
 
     /// End the session (`DELETE`), as a well-behaved client does.
     async fn close(&self) {
+        if self.modern {
+            return;
+        }
         let _ = self
             .http
             .delete(&self.url)
@@ -425,17 +461,22 @@ impl HttpSession {
     }
 
     async fn post(&self, body: String) -> String {
-        let response = self
+        let request = self
             .http
             .post(&self.url)
             .header("content-type", "application/json")
-            .header("accept", "application/json, text/event-stream")
-            .header("mcp-session-id", &self.session)
-            .header("mcp-protocol-version", "2025-06-18")
-            .body(body)
-            .send()
-            .await
-            .unwrap();
+            .header("accept", "application/json, text/event-stream");
+        let request = if self.modern {
+            request
+                .header("mcp-protocol-version", "2026-07-28")
+                .header("mcp-method", "tools/call")
+                .header("mcp-name", TOOL)
+        } else {
+            request
+                .header("mcp-session-id", &self.session)
+                .header("mcp-protocol-version", "2025-06-18")
+        };
+        let response = request.body(body).send().await.unwrap();
         response.text().await.unwrap()
     }
 
@@ -450,10 +491,17 @@ impl HttpSession {
 
     async fn call(&self, arguments: &Value) -> Value {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-        let request = json!({
+        let mut request = json!({
             "jsonrpc": "2.0", "id": id, "method": "tools/call",
             "params": {"name": TOOL, "arguments": arguments}
         });
+        if self.modern {
+            request["params"]["_meta"] = json!({
+                "io.modelcontextprotocol/protocolVersion": "2026-07-28",
+                "io.modelcontextprotocol/clientInfo": {"name": "harness", "version": "1"},
+                "io.modelcontextprotocol/clientCapabilities": {}
+            });
+        }
         let body = self.post(request.to_string()).await;
         // An SSE-framed or plain JSON answer: take the JSON-RPC response in it.
         let json = body
@@ -797,12 +845,21 @@ fn is_token(answer: &Value) -> bool {
                 .is_some_and(|text| text.contains("\"access_token\"")))
 }
 
+/// How load clients speak to the server.
+#[derive(Clone, Copy, PartialEq)]
+enum Era {
+    /// A 2025-06-18 session each.
+    Sessions,
+    /// Stateless 2026-07-28 requests.
+    Stateless,
+}
+
 async fn load(
     url: &str,
     pid: u32,
     upstream: &Upstream,
-    clients: usize,
-    secs: u64,
+    (clients, secs): (usize, u64),
+    era: Era,
     arguments: fn(usize, u64) -> Value,
 ) -> LoadRun {
     let http = reqwest::Client::builder()
@@ -811,7 +868,10 @@ async fn load(
         .unwrap();
     let mut sessions = Vec::new();
     for client in 0..clients {
-        let session = HttpSession::open(http.clone(), url.to_owned()).await;
+        let session = match era {
+            Era::Sessions => HttpSession::open(http.clone(), url.to_owned()).await,
+            Era::Stateless => HttpSession::stateless(http.clone(), url.to_owned()),
+        };
         // Warm the session and the server's upstream connections.
         assert!(is_token(&session.call(&arguments(client, u64::MAX)).await));
         sessions.push(session);
@@ -896,8 +956,8 @@ async fn throughput(report: &mut Report, size: Size, upstream: &Upstream) -> Loa
         &server.url,
         pid,
         upstream,
-        clients,
-        secs,
+        (clients, secs),
+        Era::Sessions,
         distinct_arguments,
     )
     .await;
@@ -906,7 +966,29 @@ async fn throughput(report: &mut Report, size: Size, upstream: &Upstream) -> Loa
         &format!("throughput, distinct requests, {clients} clients × {secs} s, HTTP"),
         &distinct,
     );
-    let merged = load(&server.url, pid, upstream, clients, secs, same_arguments).await;
+    let stateless = load(
+        &server.url,
+        pid,
+        upstream,
+        (clients, secs),
+        Era::Stateless,
+        distinct_arguments,
+    )
+    .await;
+    report_load(
+        report,
+        &format!("throughput, distinct requests, {clients} clients, stateless 2026-07-28"),
+        &stateless,
+    );
+    let merged = load(
+        &server.url,
+        pid,
+        upstream,
+        (clients, secs),
+        Era::Sessions,
+        same_arguments,
+    )
+    .await;
     report_load(
         report,
         &format!("throughput, one request for all (single flight merges), {clients} clients"),
@@ -925,8 +1007,8 @@ async fn throughput(report: &mut Report, size: Size, upstream: &Upstream) -> Loa
         &server.url,
         server.child.id(),
         upstream,
-        clients,
-        secs,
+        (clients, secs),
+        Era::Sessions,
         distinct_arguments,
     )
     .await;
@@ -1102,7 +1184,15 @@ mod peers {
             mib(rss_kib(pid)),
         );
         let (clients, secs) = (size.throughput_clients, size.throughput_secs);
-        let run = load(&url, pid, upstream, clients, secs, distinct_arguments).await;
+        let run = load(
+            &url,
+            pid,
+            upstream,
+            (clients, secs),
+            Era::Sessions,
+            distinct_arguments,
+        )
+        .await;
         report_load(
             report,
             &format!("Python SDK peer: throughput, distinct requests, {clients} clients, HTTP"),

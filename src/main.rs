@@ -76,9 +76,7 @@ fn main() -> ExitCode {
             builder.worker_threads(config.worker_threads);
             builder
         }
-        job if job.is_the_server_or_its_commands() => {
-            tokio::runtime::Builder::new_current_thread()
-        }
+        job if job.is_the_server_or_its_commands() => tokio::runtime::Builder::new_current_thread(),
         _ => tokio::runtime::Builder::new_multi_thread(),
     };
     let runtime = match builder.enable_all().build() {
