@@ -12,7 +12,13 @@ pub mod revoke;
 pub mod token;
 pub mod token_info;
 
-use std::{sync::Arc, time::Instant};
+use std::{
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
+    time::Instant,
+};
 
 use serde_json::Value;
 
@@ -29,7 +35,7 @@ use rmcp::{
 use self::arguments::ArgumentError;
 pub use self::output_shape::{OutputShape, ShapeError};
 use crate::{
-    exchange::{StoreFailure, TokenExchange},
+    exchange::{Principal, StoreFailure, TokenExchange},
     oauth::{AccessToken, ClientId},
     procore::ClientCredentials,
 };
@@ -65,6 +71,9 @@ struct ServerState {
     capabilities: Capabilities,
     tools: Vec<Tool>,
     shapes: Shapes,
+    /// Every tool call must come from an authenticated user (the HTTP transport validates
+    /// access tokens); a call without one is refused rather than served as the local one.
+    users_only: AtomicBool,
 }
 
 /// The output schemas of the tools that pass Procore's answers through, compiled once.
@@ -102,6 +111,7 @@ impl ProcoreTokenServer {
                 capabilities,
                 tools,
                 shapes,
+                users_only: AtomicBool::new(false),
             }),
         })
     }
@@ -115,13 +125,31 @@ impl ProcoreTokenServer {
         }
     }
 
+    /// From now on, refuse every tool call that does not carry a user principal (set by
+    /// the HTTP transport from a validated access token): no call is ever served as the
+    /// local principal's by mistake.
+    pub fn require_users(&self) {
+        self.inner.users_only.store(true, Ordering::Release);
+    }
+
     /// The tools this server publishes, as `tools/list` returns them.
     pub fn tools(&self) -> &[Tool] {
         &self.inner.tools
     }
 
-    /// Run one tool call. `Err` only for a tool this server does not have.
+    /// Run one tool call as the local principal (stdio, the static bearer token). `Err`
+    /// only for a tool this server does not have.
     pub async fn call(&self, params: &CallToolRequestParams) -> Result<CallToolResult, ErrorData> {
+        self.call_as(&Principal::Local, params).await
+    }
+
+    /// Run one tool call on behalf of `principal`: only its own stored pairs are read,
+    /// refreshed, replayed or forgotten. `Err` only for a tool this server does not have.
+    pub async fn call_as(
+        &self,
+        principal: &Principal,
+        params: &CallToolRequestParams,
+    ) -> Result<CallToolResult, ErrorData> {
         let started = Instant::now();
         let state = &self.inner;
         let tool = params.name.as_ref();
@@ -132,7 +160,7 @@ impl ProcoreTokenServer {
                 Ok(request) => {
                     let grant = request.grant_type.as_str();
                     let (result, outcome) =
-                        token::call(&state.exchange, request, &state.shapes.token).await;
+                        token::call(&state.exchange, principal, request, &state.shapes.token).await;
                     (result, grant, outcome)
                 }
                 Err(error) => invalid(error),
@@ -144,14 +172,20 @@ impl ProcoreTokenServer {
                 }
             }
             token_info::NAME => {
-                match token_info::call(&state.exchange, arguments, held, &state.shapes.token_info)
-                    .await
+                match token_info::call(
+                    &state.exchange,
+                    principal,
+                    arguments,
+                    held,
+                    &state.shapes.token_info,
+                )
+                .await
                 {
                     Ok((result, outcome)) => (result, "-", outcome),
                     Err(error) => invalid(error),
                 }
             }
-            revoke::NAME => match revoke::call(&state.exchange, arguments, held).await {
+            revoke::NAME => match revoke::call(&state.exchange, principal, arguments, held).await {
                 Ok((result, outcome)) => (result, "-", outcome),
                 Err(error) => invalid(error),
             },
@@ -212,10 +246,11 @@ fn invalid(refusal: impl Into<Refusal>) -> (CallToolResult, &'static str, String
 /// or of the only pair stored for this login host.
 async fn stored_access_token(
     exchange: &TokenExchange,
+    principal: &Principal,
     client_id: Option<&ClientId>,
     argument: &str,
 ) -> Result<AccessToken, Refusal> {
-    let token = exchange.stored_access_token(client_id).await?;
+    let token = exchange.stored_access_token(principal, client_id).await?;
     Ok(token.ok_or_else(|| {
         ArgumentError::Invalid(format!(
             "{argument} is missing and the token store holds no access token for {} at {}; \
@@ -224,6 +259,16 @@ async fn stored_access_token(
             exchange.login_host()
         ))
     })?)
+}
+
+/// The principal the transport attached to a request: on the message itself (the old SSE
+/// transport), or on the HTTP request rmcp hands over with it (streamable HTTP).
+fn caller(extensions: &rmcp::model::Extensions) -> Option<Principal> {
+    extensions.get::<Principal>().cloned().or_else(|| {
+        extensions
+            .get::<axum::http::request::Parts>()
+            .and_then(|parts| parts.extensions.get::<Principal>().cloned())
+    })
 }
 
 /// What a tool's annotations declare about its effect on the world.
@@ -295,9 +340,25 @@ impl ServerHandler for ProcoreTokenServer {
     async fn call_tool(
         &self,
         request: CallToolRequestParams,
-        _context: RequestContext<RoleServer>,
+        context: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, ErrorData> {
-        self.call(&request).await.map(CallToolResponse::from)
+        let principal = match caller(&context.extensions) {
+            Some(principal) => principal,
+            None if self.inner.users_only.load(Ordering::Acquire) => {
+                tracing::warn!("tool call refused: it carries no authenticated user");
+                return Ok(CallToolResponse::from(CallToolResult::error(vec![
+                    ContentBlock::text(
+                        "Refused, nothing was sent to Procore: this call carries no \
+                         authenticated user. Call through the HTTP endpoint with an access \
+                         token.",
+                    ),
+                ])));
+            }
+            None => Principal::Local,
+        };
+        self.call_as(&principal, &request)
+            .await
+            .map(CallToolResponse::from)
     }
 
     /// rmcp hands over any request it cannot type: an unknown method, or a known method
