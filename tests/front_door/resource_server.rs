@@ -7,7 +7,7 @@
 
 use crate::common::{
     authed_clients,
-    raw_mcp::{self, Answer, INITIALIZE, RawSseSession},
+    raw_mcp::{self, Answer, INITIALIZE, RawSession, RawSseSession},
     test_issuer::{self, Discovery, SigningKey, TestIssuer},
     *,
 };
@@ -637,6 +637,33 @@ async fn two_users_never_see_each_others_pairs_through_any_tool() {
         client.cancel().await.unwrap();
     }
     alice.cancel().await.unwrap();
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_streamable_http_session_belongs_to_the_user_who_opened_it() {
+    let issuer = TestIssuer::start().await;
+    let upstream = Upstream::start().await;
+    let server = resource_server(&issuer, &upstream).await;
+    let alice_token = issuer.mint(&issuer.claims("alice", PUBLIC_URL));
+    let bob_token = issuer.mint(&issuer.claims("bob", PUBLIC_URL));
+    let session = RawSession::open(&server, Some(&alice_token)).await;
+    let ping = r#"{"jsonrpc":"2.0","id":7,"method":"ping"}"#;
+    let as_bob = raw_mcp::post_mcp(
+        &session.http,
+        &session.url,
+        Some(&session.id),
+        Some(&bob_token),
+        ping,
+    )
+    .await;
+    assert_eq!(as_bob.status, StatusCode::NOT_FOUND, "{as_bob:?}");
+    let answer = session.post(ping).await;
+    assert_eq!(answer.status, StatusCode::OK, "{answer:?}");
+    assert_eq!(answer.message()["id"], 7, "{answer:?}");
+    // Bob's own session works.
+    let bobs = RawSession::open(&server, Some(&bob_token)).await;
+    assert_eq!(bobs.post(ping).await.status, StatusCode::OK);
     server.stop().await;
 }
 
