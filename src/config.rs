@@ -164,6 +164,12 @@ pub struct ServeArgs {
     )]
     pub auth_scopes: Vec<String>,
 
+    /// With --auth-issuer: only callers whose access token carries this scope may obtain
+    /// service-account tokens (grant_type=client_credentials); without it, any
+    /// authenticated user may, with the credentials the server holds.
+    #[arg(long, env = "MCP_SERVICE_SCOPE", value_name = "SCOPE")]
+    pub service_scope: Option<String>,
+
     /// Serve HTTP on a non-loopback address without --auth-token. Anyone who can reach
     /// the address can then call the tools; a warning is logged at every start.
     #[arg(long, env = "MCP_ALLOW_UNAUTHENTICATED",
@@ -279,7 +285,10 @@ pub enum ConfigError {
         flag: &'static str,
         error: LoginBaseError,
     },
-    #[error("invalid --auth-scope {0:?}: a scope is one word of printable ASCII, without quotes")]
+    #[error(
+        "invalid scope {0:?} (--auth-scope or --service-scope): a scope is one word of \
+         printable ASCII, without quotes"
+    )]
     Scope(String),
 }
 
@@ -385,6 +394,11 @@ fn resource_server(args: &ServeArgs) -> Result<Option<ResourceServerConfig>, Con
         if !args.auth_scopes.is_empty() {
             return Err(ConfigError::WithoutIssuer("--auth-scope (MCP_AUTH_SCOPES)"));
         }
+        if args.service_scope.is_some() {
+            return Err(ConfigError::WithoutIssuer(
+                "--service-scope (MCP_SERVICE_SCOPE)",
+            ));
+        }
         return Ok(None);
     };
     if args.auth_token.is_some() {
@@ -413,16 +427,18 @@ fn resource_server(args: &ServeArgs) -> Result<Option<ResourceServerConfig>, Con
         if scope.is_empty() {
             continue;
         }
-        let printable = scope
-            .chars()
-            .all(|c| c.is_ascii_graphic() && c != '"' && c != '\\');
-        if !printable {
-            return Err(ConfigError::Scope(scope.to_owned()));
-        }
-        if !scopes.iter().any(|known| known == scope) {
-            scopes.push(scope.to_owned());
+        let scope = checked_scope(scope)?;
+        if !scopes.contains(&scope) {
+            scopes.push(scope);
         }
     }
+    let service_scope = args
+        .service_scope
+        .as_deref()
+        .map(str::trim)
+        .filter(|scope| !scope.is_empty())
+        .map(checked_scope)
+        .transpose()?;
     let audience = args
         .auth_audience
         .as_deref()
@@ -434,9 +450,22 @@ fn resource_server(args: &ServeArgs) -> Result<Option<ResourceServerConfig>, Con
         public_url,
         audience,
         scopes,
+        service_scope,
         fetch_timeout: Duration::from_secs(args.timeout_secs),
         max_response_bytes: saturating_usize(args.max_response_bytes),
     }))
+}
+
+/// A scope as RFC 6749 §3.3 allows it, minus what a quoted challenge cannot carry.
+fn checked_scope(scope: &str) -> Result<String, ConfigError> {
+    let printable = scope
+        .chars()
+        .all(|c| c.is_ascii_graphic() && c != '"' && c != '\\');
+    if printable {
+        Ok(scope.to_owned())
+    } else {
+        Err(ConfigError::Scope(scope.to_owned()))
+    }
 }
 
 fn allowed_hosts(extra: &[String]) -> Result<Vec<String>, ConfigError> {
@@ -695,6 +724,14 @@ mod tests {
         let resource = settings.resource_server.unwrap();
         assert_eq!(resource.audience, "api://procore-tokens");
         assert_eq!(resource.scopes, ["tokens", "read"]);
+        assert_eq!(resource.service_scope, None);
+        let mut service = both.clone();
+        service.extend(["--service-scope", "procore.service"]);
+        let TransportConfig::Http(settings) = http(&service).unwrap().transport else {
+            unreachable!("http transport");
+        };
+        let resource = settings.resource_server.unwrap();
+        assert_eq!(resource.service_scope.as_deref(), Some("procore.service"));
 
         for (refused, why) in [
             (vec!["--auth-issuer", "https://id.example"], "--public-url"),
@@ -734,6 +771,11 @@ mod tests {
                 "--auth-issuer",
             ),
             (public.to_vec(), "has no effect"),
+            (vec!["--service-scope", "procore.service"], "has no effect"),
+            (
+                [&both[..], &["--service-scope", "two words"]].concat(),
+                "--service-scope",
+            ),
             (vec!["--auth-scope", "tokens"], "has no effect"),
             (
                 [&both[..], &["--auth-scope", "a\"b"]].concat(),

@@ -46,6 +46,8 @@ pub struct ResourceServerConfig {
     pub audience: String,
     /// Scopes every token must carry.
     pub scopes: Vec<String>,
+    /// The scope a token must carry for service-account (`client_credentials`) tokens.
+    pub service_scope: Option<String>,
     /// Time for one fetch of the issuer's metadata or keys.
     pub fetch_timeout: Duration,
     /// Largest metadata or key document read.
@@ -70,10 +72,17 @@ impl ResourceServerConfig {
             "authorization_servers": [self.issuer],
             "bearer_methods_supported": ["header"],
         });
-        if !self.scopes.is_empty()
+        let mut scopes = self.scopes.clone();
+        scopes.extend(
+            self.service_scope
+                .iter()
+                .filter(|scope| !self.scopes.contains(scope))
+                .cloned(),
+        );
+        if !scopes.is_empty()
             && let Some(map) = document.as_object_mut()
         {
-            map.insert("scopes_supported".into(), json!(self.scopes));
+            map.insert("scopes_supported".into(), json!(scopes));
         }
         document
     }
@@ -442,6 +451,7 @@ mod tests {
             public_url: Url::parse(public_url).unwrap(),
             audience: public_url.into(),
             scopes: vec![],
+            service_scope: None,
             fetch_timeout: Duration::from_secs(5),
             max_response_bytes: 1024,
         }

@@ -37,7 +37,7 @@ pub use self::output_shape::{OutputShape, ShapeError};
 use crate::{
     exchange::{Principal, StoreFailure, TokenExchange},
     oauth::{AccessToken, ClientId},
-    procore::ClientCredentials,
+    procore::{ClientCredentials, GrantType},
 };
 
 const INSTRUCTIONS: &str = "\
@@ -57,6 +57,26 @@ pub struct Capabilities {
     pub credentials_held: bool,
     /// A token store is configured.
     pub token_store: bool,
+}
+
+/// Who makes a tool call, as the HTTP transport established it from an access token (the
+/// transport attaches it to the request); stdio and the static token are [`Caller::local`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Caller {
+    pub principal: Principal,
+    /// Whether it may obtain service-account tokens (`client_credentials`): false when
+    /// `--service-scope` is set and its access token lacks that scope.
+    pub service_accounts: bool,
+}
+
+impl Caller {
+    /// The one principal of stdio and of the static bearer token, with every grant.
+    pub fn local() -> Self {
+        Self {
+            principal: Principal::Local,
+            service_accounts: true,
+        }
+    }
 }
 
 /// The server handler shared by every session and transport.
@@ -140,23 +160,36 @@ impl ProcoreTokenServer {
     /// Run one tool call as the local principal (stdio, the static bearer token). `Err`
     /// only for a tool this server does not have.
     pub async fn call(&self, params: &CallToolRequestParams) -> Result<CallToolResult, ErrorData> {
-        self.call_as(&Principal::Local, params).await
+        self.call_as(&Caller::local(), params).await
     }
 
-    /// Run one tool call on behalf of `principal`: only its own stored pairs are read,
+    /// Run one tool call on behalf of `caller`: only its principal's stored pairs are read,
     /// refreshed, replayed or forgotten. `Err` only for a tool this server does not have.
     pub async fn call_as(
         &self,
-        principal: &Principal,
+        caller: &Caller,
         params: &CallToolRequestParams,
     ) -> Result<CallToolResult, ErrorData> {
         let started = Instant::now();
+        let principal = &caller.principal;
         let state = &self.inner;
         let tool = params.name.as_ref();
         let arguments = params.arguments.as_ref();
         let held = state.held.as_ref();
         let (result, grant, outcome) = match tool {
             token::NAME => match token::prepare(arguments, held, state.capabilities.token_store) {
+                Ok(request)
+                    if request.grant_type == GrantType::ClientCredentials
+                        && !caller.service_accounts =>
+                {
+                    let (result, _, outcome) = invalid(Refusal::NotPermitted(
+                        "service-account tokens (grant_type=client_credentials) are only for \
+                         callers whose access token carries the scope this server requires \
+                         for them (--service-scope); ask your administrator for it"
+                            .into(),
+                    ));
+                    (result, request.grant_type.as_str(), outcome)
+                }
                 Ok(request) => {
                     let grant = request.grant_type.as_str();
                     let (result, outcome) =
@@ -226,6 +259,8 @@ pub enum Refusal {
     Arguments(#[from] ArgumentError),
     #[error("Nothing was sent to Procore: the token store could not be read: {0}")]
     Store(#[from] StoreFailure),
+    #[error("Refused, nothing was sent to Procore: {0}")]
+    NotPermitted(String),
 }
 
 /// A refused call as its result, grant label and outcome label.
@@ -234,6 +269,7 @@ fn invalid(refusal: impl Into<Refusal>) -> (CallToolResult, &'static str, String
     let outcome = match refusal {
         Refusal::Arguments(_) => "invalid_arguments",
         Refusal::Store(_) => "store_unavailable",
+        Refusal::NotPermitted(_) => "not_permitted",
     };
     (
         CallToolResult::error(vec![ContentBlock::text(refusal.to_string())]),
@@ -263,11 +299,11 @@ async fn stored_access_token(
 
 /// The principal the transport attached to a request: on the message itself (the old SSE
 /// transport), or on the HTTP request rmcp hands over with it (streamable HTTP).
-fn caller(extensions: &rmcp::model::Extensions) -> Option<Principal> {
-    extensions.get::<Principal>().cloned().or_else(|| {
+fn caller(extensions: &rmcp::model::Extensions) -> Option<Caller> {
+    extensions.get::<Caller>().cloned().or_else(|| {
         extensions
             .get::<axum::http::request::Parts>()
-            .and_then(|parts| parts.extensions.get::<Principal>().cloned())
+            .and_then(|parts| parts.extensions.get::<Caller>().cloned())
     })
 }
 
@@ -342,8 +378,8 @@ impl ServerHandler for ProcoreTokenServer {
         request: CallToolRequestParams,
         context: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, ErrorData> {
-        let principal = match caller(&context.extensions) {
-            Some(principal) => principal,
+        let caller = match caller(&context.extensions) {
+            Some(caller) => caller,
             None if self.inner.users_only.load(Ordering::Acquire) => {
                 tracing::warn!("tool call refused: it carries no authenticated user");
                 return Ok(CallToolResponse::from(CallToolResult::error(vec![
@@ -354,9 +390,9 @@ impl ServerHandler for ProcoreTokenServer {
                     ),
                 ])));
             }
-            None => Principal::Local,
+            None => Caller::local(),
         };
-        self.call_as(&principal, &request)
+        self.call_as(&caller, &request)
             .await
             .map(CallToolResponse::from)
     }

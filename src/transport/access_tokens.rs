@@ -21,13 +21,15 @@ use axum::{
 use crate::{
     exchange::Principal,
     resource_server::{Judgement, ResourceServer},
+    tools::Caller,
 };
 
 /// The path of the protected resource metadata at the root.
 pub const METADATA_PATH: &str = "/.well-known/oauth-protected-resource";
 
-/// Axum middleware: the request goes on, carrying its caller's [`Principal`], only with a
-/// valid access token that has every required scope.
+/// Axum middleware: the request goes on, carrying its [`Caller`] (principal `iss#sub`, and
+/// whether it may mint service-account tokens), only with a valid access token that has
+/// every required scope.
 pub async fn check(
     State(resource): State<Arc<ResourceServer>>,
     mut request: Request,
@@ -66,9 +68,15 @@ pub async fn check(
     };
     match resource.judge(token).await {
         Judgement::Valid(claims) => {
-            request
-                .extensions_mut()
-                .insert(Principal::user(claims.principal_id()));
+            let service_accounts = resource
+                .config()
+                .service_scope
+                .as_ref()
+                .is_none_or(|scope| claims.scopes.contains(scope));
+            request.extensions_mut().insert(Caller {
+                principal: Principal::user(claims.principal_id()),
+                service_accounts,
+            });
             next.run(request).await
         }
         Judgement::Invalid(rejection) => {

@@ -22,7 +22,7 @@ use rmcp::model::{ClientJsonRpcMessage, ClientRequest};
 use serde_json::{Value, json};
 
 use super::mcp_sessions::BoundedSessions;
-use crate::exchange::Principal;
+use crate::tools::Caller;
 
 const SESSION_HEADER: &str = "mcp-session-id";
 
@@ -126,7 +126,11 @@ pub async fn check_mcp(
     request: Request,
     next: Next,
 ) -> Response {
-    let Some(caller) = request.extensions().get::<Principal>().cloned() else {
+    let Some(caller) = request
+        .extensions()
+        .get::<Caller>()
+        .map(|caller| caller.principal.clone())
+    else {
         return check_body(&sessions, request, next).await;
     };
     let named = request

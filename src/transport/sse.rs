@@ -35,7 +35,10 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::jsonrpc_gate;
-use crate::{exchange::Principal, tools::ProcoreTokenServer};
+use crate::{
+    exchange::Principal,
+    tools::{Caller, ProcoreTokenServer},
+};
 
 /// Path of the event stream.
 pub const SSE_PATH: &str = "/sse";
@@ -170,7 +173,7 @@ impl Drop for SessionGuard {
 /// `GET /sse`: open a session and stream its messages; 503 when the sessions are full.
 pub async fn open(
     State(sessions): State<SseSessions>,
-    owner: Option<Extension<Principal>>,
+    owner: Option<Extension<Caller>>,
 ) -> Response {
     let id = uuid::Uuid::new_v4().simple().to_string();
     let (to_server, from_client) = mpsc::channel::<ClientJsonRpcMessage>(CHANNEL_CAPACITY);
@@ -179,7 +182,7 @@ pub async fn open(
     let session = Session {
         to_server,
         activity: activity.clone(),
-        owner: owner.map(|Extension(owner)| owner),
+        owner: owner.map(|Extension(owner)| owner.principal),
     };
     if !sessions.try_insert(id.clone(), session) {
         tracing::warn!(
@@ -241,13 +244,13 @@ pub struct SessionQuery {
 pub async fn message(
     State(sessions): State<SseSessions>,
     Query(query): Query<SessionQuery>,
-    sender: Option<Extension<Principal>>,
+    sender: Option<Extension<Caller>>,
     body: Bytes,
 ) -> Response {
     let sender = sender.map(|Extension(sender)| sender);
     let session = sessions
         .session(&query.session_id)
-        .filter(|session| session.owner == sender);
+        .filter(|session| session.owner == sender.as_ref().map(|s| s.principal.clone()));
     let Some(session) = session else {
         return (
             StatusCode::NOT_FOUND,

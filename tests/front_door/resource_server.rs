@@ -686,6 +686,57 @@ async fn an_old_sse_session_belongs_to_the_user_who_opened_it() {
     server.stop().await;
 }
 
+#[tokio::test]
+async fn with_a_service_scope_only_its_bearers_obtain_service_account_tokens() {
+    let issuer = TestIssuer::start().await;
+    let upstream = Upstream::start().await;
+    init();
+    let server = HttpServer::start(
+        &launch(&issuer, &upstream.url)
+            .arg("--service-scope")
+            .arg("procore.service")
+            .env("PROCORE_CLIENT_ID", "held-cid")
+            .env("PROCORE_CLIENT_SECRET", fixtures::HELD_SECRET),
+    )
+    .await;
+    let metadata: Value = reqwest::get(format!(
+        "{}/.well-known/oauth-protected-resource/mcp",
+        server.base
+    ))
+    .await
+    .unwrap()
+    .json()
+    .await
+    .unwrap();
+    assert_eq!(metadata["scopes_supported"], json!(["procore.service"]));
+
+    let user = issuer.mint(&issuer.claims("alice", PUBLIC_URL));
+    let mut service_claims = issuer.claims("robot", PUBLIC_URL);
+    service_claims["scope"] = json!("openid procore.service");
+    let service = issuer.mint(&service_claims);
+    let grant = json!({"grant_type": "client_credentials"});
+
+    let alice = authed_clients::modern_client(&server, &user).await;
+    let refused = call_token(&alice, grant.clone()).await;
+    assert!(is_error(&refused), "{refused:?}");
+    assert!(text(&refused).contains("--service-scope"), "{refused:?}");
+    assert_eq!(upstream.count(), 0, "nothing was sent");
+    // Her other grants are not affected.
+    let code = call_token(&alice, authorization_code("code-alice")).await;
+    assert!(!is_error(&code), "{code:?}");
+
+    let robot = authed_clients::sse_client(&server, &service).await;
+    let minted = call_token(&robot, grant).await;
+    assert!(!is_error(&minted), "{minted:?}");
+    let sent = upstream.requests().last().unwrap().json();
+    assert_eq!(sent["grant_type"], "client_credentials");
+    assert_eq!(sent["client_id"], "held-cid");
+    alice.cancel().await.unwrap();
+    robot.cancel().await.unwrap();
+    let logs = server.stop().await;
+    assert!(logs.contains("upstream=not_permitted"), "{logs}");
+}
+
 // ───────────────────────────── the log ─────────────────────────────
 
 #[tokio::test]
