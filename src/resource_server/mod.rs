@@ -154,7 +154,6 @@ pub enum Judgement {
 impl ResourceServer {
     /// Discover the issuer's metadata, check its `issuer`, and fetch its keys.
     pub async fn discover(config: ResourceServerConfig) -> Result<Self, DiscoveryError> {
-        crate::tls::install_crypto_provider();
         let http = http_client(&config)?;
         let (metadata_url, metadata) = fetch_metadata(&http, &config).await?;
         let found = metadata.get("issuer").and_then(Value::as_str).unwrap_or("");
@@ -290,6 +289,7 @@ impl Claims {
 /// The client for the issuer: the login host's rules (bounded time, bounded size), https
 /// only unless the issuer is on loopback, redirects followed only within one origin.
 fn http_client(config: &ResourceServerConfig) -> Result<reqwest::Client, DiscoveryError> {
+    crate::tls::install_crypto_provider();
     let https_only = config.issuer.starts_with("https:");
     reqwest::Client::builder()
         .user_agent(concat!(
@@ -486,6 +486,77 @@ mod tests {
                 "https://id.example/.well-known/openid-configuration",
             ]
         );
+    }
+
+    /// A loopback server: `/same` redirects to `/doc` on its own origin, `/other` to the
+    /// same port under another host name (another origin), `/big` answers 2 KiB, `/slow`
+    /// waits 3 s.
+    async fn documents() -> String {
+        use axum::{Router, http::header, response::IntoResponse, routing::get};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let redirect = |to: String| {
+            move || {
+                let to = to.clone();
+                async move {
+                    (axum::http::StatusCode::FOUND, [(header::LOCATION, to)], "").into_response()
+                }
+            }
+        };
+        let app = Router::new()
+            .route("/doc", get(|| async { r#"{"issuer":"x"}"# }))
+            .route("/same", get(redirect("/doc".into())))
+            .route(
+                "/other",
+                get(redirect(format!("http://localhost:{port}/doc"))),
+            )
+            .route(
+                "/big",
+                get(|| async { format!(r#"{{"a":"{}"}}"#, "x".repeat(2048)) }),
+            )
+            .route(
+                "/slow",
+                get(|| async {
+                    tokio::time::sleep(Duration::from_secs(3)).await;
+                    "{}"
+                }),
+            );
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        format!("http://127.0.0.1:{port}")
+    }
+
+    #[tokio::test]
+    async fn the_issuer_is_fetched_under_the_login_hosts_rules() {
+        let base = documents().await;
+        let mut settings = config("https://mcp.example/mcp");
+        settings.issuer = base.clone();
+        settings.fetch_timeout = Duration::from_secs(1);
+        let http = http_client(&settings).unwrap();
+        let fetch = |path: &str| {
+            let (http, url) = (&http, format!("{base}{path}"));
+            async move { fetch_json(http, &url, 1024).await }
+        };
+        assert_eq!(fetch("/doc").await.unwrap().0["issuer"], "x");
+        assert_eq!(
+            fetch("/same").await.unwrap().0["issuer"],
+            "x",
+            "same origin"
+        );
+        assert!(
+            matches!(
+                fetch("/other").await,
+                Err(DiscoveryError::Status { status: 302, .. })
+            ),
+            "a redirect to another origin is not followed"
+        );
+        assert!(matches!(
+            fetch("/big").await,
+            Err(DiscoveryError::TooLarge { .. })
+        ));
+        assert!(matches!(
+            fetch("/slow").await,
+            Err(DiscoveryError::Fetch { .. })
+        ));
     }
 
     #[test]
