@@ -135,6 +135,9 @@ pub fn router_with(
         .nest_service(MCP_PATH, mcp)
         .route(SSE_PATH, get(sse::open))
         .route(MESSAGE_PATH, post(sse::message))
+        // Its own fallback, so that it stays behind the authentication layers once the
+        // well-known routes are merged in: an unknown path is 401 before it is 404.
+        .fallback(|| async { axum::http::StatusCode::NOT_FOUND })
         .with_state(sse_sessions)
         .layer(DefaultBodyLimit::max(config.max_request_bytes))
         .layer(middleware::from_fn_with_state(

@@ -140,6 +140,7 @@ async fn the_metadata_and_the_challenges_tell_a_client_where_to_get_a_token() {
         (reqwest::Method::DELETE, "/mcp"),
         (reqwest::Method::GET, "/sse"),
         (reqwest::Method::POST, "/message?sessionId=abc"),
+        (reqwest::Method::GET, "/nowhere"),
     ] {
         let answer = raw_mcp::read(
             http.request(method.clone(), format!("{}{path}", server.base))
