@@ -166,7 +166,6 @@ async fn the_metadata_and_the_challenges_tell_a_client_where_to_get_a_token() {
     );
     assert!(refused.contains("scope=\"procore.tokens\""), "{refused}");
     // With it (as a list in `scp`, as Entra sends it), served.
-    claims["scope"] = Value::Null;
     claims.as_object_mut().unwrap().remove("scope");
     claims["scp"] = json!(["procore.tokens"]);
     assert_served(
