@@ -33,7 +33,10 @@ Examples:
   procore-token-mcp emulator --listen 127.0.0.1:0    a local OAuth emulator for tests
   MCP_AUTH_TOKEN=… procore-token-mcp --transport http --listen 0.0.0.0:8722
                                                      every interface; callers send
-                                                     Authorization: Bearer <the token>";
+                                                     Authorization: Bearer <the token>
+  procore-token-mcp --transport http --auth-issuer https://id.example.com/realms/team \\
+    --public-url https://mcp.example.com/mcp        a team: each user signs in with the
+                                                     issuer; each user's tokens are theirs";
 
 /// `procore-token-mcp`: an MCP server that obtains and renews Procore OAuth 2.0 access tokens.
 #[derive(Debug, Parser)]

@@ -10,6 +10,7 @@ use clap::{Args, ValueEnum};
 
 use crate::{
     procore::{ClientCredentials, LoginBase, LoginBaseError, RequestEncoding},
+    resource_server::ResourceServerConfig,
     secret::Secret,
     transport::http_config::{
         DEFAULT_LISTEN, DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_REQUEST_BYTES, DEFAULT_MAX_SESSIONS,
@@ -135,6 +136,40 @@ pub struct ServeArgs {
     #[arg(long, env = "MCP_AUTH_TOKEN", hide_env_values = true, value_parser = parse_secret)]
     pub auth_token: Option<Secret>,
 
+    /// Make the HTTP transport an OAuth 2.1 resource server: every request carries an access
+    /// token (a JWT) issued by this authorization server, e.g. https://id.example.com/realms/team.
+    /// Its metadata and keys are discovered at start-up; each user's stored pairs are
+    /// theirs. https:// only, except for a loopback host.
+    #[arg(long, env = "MCP_AUTH_ISSUER", value_name = "URL")]
+    pub auth_issuer: Option<String>,
+
+    /// The canonical URL of this server's MCP endpoint as clients reach it, e.g.
+    /// https://mcp.example.com/mcp: the resource identifier (and default audience).
+    /// Required with --auth-issuer.
+    #[arg(long, env = "MCP_PUBLIC_URL", value_name = "URL")]
+    pub public_url: Option<String>,
+
+    /// The audience access tokens must name (`aud`), when the issuer uses another value than
+    /// the public URL (e.g. an Auth0 API identifier or an Entra api://… URI).
+    #[arg(long, env = "MCP_AUTH_AUDIENCE", value_name = "AUD")]
+    pub auth_audience: Option<String>,
+
+    /// A scope every access token must carry (403 insufficient_scope otherwise).
+    /// Repeatable; the environment variable takes a comma-separated list.
+    #[arg(
+        long = "auth-scope",
+        env = "MCP_AUTH_SCOPES",
+        value_name = "SCOPE",
+        value_delimiter = ','
+    )]
+    pub auth_scopes: Vec<String>,
+
+    /// With --auth-issuer: only callers whose access token carries this scope may obtain
+    /// service-account tokens (grant_type=client_credentials); without it, any
+    /// authenticated user may, with the credentials the server holds.
+    #[arg(long, env = "MCP_SERVICE_SCOPE", value_name = "SCOPE")]
+    pub service_scope: Option<String>,
+
     /// Serve HTTP on a non-loopback address without --auth-token. Anyone who can reach
     /// the address can then call the tools; a warning is logged at every start.
     #[arg(long, env = "MCP_ALLOW_UNAUTHENTICATED",
@@ -241,6 +276,30 @@ pub enum ConfigError {
     UnauthenticatedPublicListener(SocketAddr),
     #[error("the auth token (MCP_AUTH_TOKEN or --auth-token) must be at least {0} characters long")]
     ShortAuthToken(usize),
+    #[error(
+        "--auth-issuer and --auth-token (MCP_AUTH_TOKEN) are both set: choose one, access \
+         tokens from the issuer (one principal per user) or the one shared token"
+    )]
+    IssuerWithStaticToken,
+    #[error(
+        "--auth-issuer needs --public-url (MCP_PUBLIC_URL): the URL clients reach the MCP \
+         endpoint at, e.g. https://mcp.example.com/mcp"
+    )]
+    IssuerWithoutPublicUrl,
+    #[error("{0} is set but --auth-issuer (MCP_AUTH_ISSUER) is not; it has no effect without it")]
+    WithoutIssuer(&'static str),
+    #[error("--auth-issuer is for the HTTP transport; add --transport http")]
+    IssuerWithoutHttp,
+    #[error("invalid {flag}: {error}")]
+    AuthUrl {
+        flag: &'static str,
+        error: LoginBaseError,
+    },
+    #[error(
+        "invalid scope {0:?} (--auth-scope or --service-scope): a scope is one word of \
+         printable ASCII, without quotes"
+    )]
+    Scope(String),
 }
 
 impl Config {
@@ -259,6 +318,9 @@ impl Config {
         };
         let held = held_credentials(&env)?;
         let transport = match args.transport {
+            TransportKind::Stdio if args.auth_issuer.is_some() => {
+                return Err(ConfigError::IssuerWithoutHttp);
+            }
             TransportKind::Stdio => TransportConfig::Stdio,
             TransportKind::Http => TransportConfig::Http(http_config(args)?),
         };
@@ -309,14 +371,17 @@ fn http_config(args: &ServeArgs) -> Result<HttpConfig, ConfigError> {
     {
         return Err(ConfigError::ShortAuthToken(MIN_AUTH_TOKEN_CHARS));
     }
+    let resource_server = resource_server(args)?;
     let ip = args.listen.ip().to_canonical();
-    if !ip.is_loopback() && args.auth_token.is_none() && !args.allow_unauthenticated {
+    let authenticated = args.auth_token.is_some() || resource_server.is_some();
+    if !ip.is_loopback() && !authenticated && !args.allow_unauthenticated {
         return Err(ConfigError::UnauthenticatedPublicListener(args.listen));
     }
     Ok(HttpConfig {
         listen: args.listen,
         allowed_hosts: allowed_hosts(&args.allowed_hosts)?,
         auth_token: args.auth_token.clone(),
+        resource_server: resource_server.map(Box::new),
         allow_unauthenticated: args.allow_unauthenticated,
         max_request_bytes: saturating_usize(args.max_request_bytes),
         read_timeout: Duration::from_secs(args.read_timeout_secs),
@@ -324,6 +389,94 @@ fn http_config(args: &ServeArgs) -> Result<HttpConfig, ConfigError> {
         max_connections: saturating_usize(args.max_connections),
         session_idle: Duration::from_secs(args.session_idle_secs),
     })
+}
+
+/// The resource server settings of `--auth-issuer`, checked; `None` without it.
+fn resource_server(args: &ServeArgs) -> Result<Option<ResourceServerConfig>, ConfigError> {
+    let Some(issuer) = args.auth_issuer.as_deref().map(str::trim) else {
+        if args.public_url.is_some() {
+            return Err(ConfigError::WithoutIssuer("--public-url (MCP_PUBLIC_URL)"));
+        }
+        if args.auth_audience.is_some() {
+            return Err(ConfigError::WithoutIssuer(
+                "--auth-audience (MCP_AUTH_AUDIENCE)",
+            ));
+        }
+        if !args.auth_scopes.is_empty() {
+            return Err(ConfigError::WithoutIssuer("--auth-scope (MCP_AUTH_SCOPES)"));
+        }
+        if args.service_scope.is_some() {
+            return Err(ConfigError::WithoutIssuer(
+                "--service-scope (MCP_SERVICE_SCOPE)",
+            ));
+        }
+        return Ok(None);
+    };
+    if args.auth_token.is_some() {
+        return Err(ConfigError::IssuerWithStaticToken);
+    }
+    // https:// (or loopback http://), no credentials, query or fragment.
+    LoginBase::parse(issuer).map_err(|error| ConfigError::AuthUrl {
+        flag: "--auth-issuer",
+        error,
+    })?;
+    let public_url = args
+        .public_url
+        .as_deref()
+        .map(str::trim)
+        .ok_or(ConfigError::IssuerWithoutPublicUrl)?;
+    let public_error = |error| ConfigError::AuthUrl {
+        flag: "--public-url",
+        error,
+    };
+    LoginBase::parse(public_url).map_err(public_error)?;
+    let public_url = url::Url::parse(public_url)
+        .map_err(|_| public_error(LoginBaseError::NotAUrl(public_url.to_owned())))?;
+    let mut scopes = Vec::new();
+    for scope in &args.auth_scopes {
+        let scope = scope.trim();
+        if scope.is_empty() {
+            continue;
+        }
+        let scope = checked_scope(scope)?;
+        if !scopes.contains(&scope) {
+            scopes.push(scope);
+        }
+    }
+    let service_scope = args
+        .service_scope
+        .as_deref()
+        .map(str::trim)
+        .filter(|scope| !scope.is_empty())
+        .map(checked_scope)
+        .transpose()?;
+    let audience = args
+        .auth_audience
+        .as_deref()
+        .map(str::trim)
+        .filter(|audience| !audience.is_empty())
+        .map_or_else(|| public_url.as_str().to_owned(), str::to_owned);
+    Ok(Some(ResourceServerConfig {
+        issuer: issuer.to_owned(),
+        public_url,
+        audience,
+        scopes,
+        service_scope,
+        fetch_timeout: Duration::from_secs(args.timeout_secs),
+        max_response_bytes: saturating_usize(args.max_response_bytes),
+    }))
+}
+
+/// A scope as RFC 6749 §3.3 allows it, minus what a quoted challenge cannot carry.
+fn checked_scope(scope: &str) -> Result<String, ConfigError> {
+    let printable = scope
+        .chars()
+        .all(|c| c.is_ascii_graphic() && c != '"' && c != '\\');
+    if printable {
+        Ok(scope.to_owned())
+    } else {
+        Err(ConfigError::Scope(scope.to_owned()))
+    }
 }
 
 fn allowed_hosts(extra: &[String]) -> Result<Vec<String>, ConfigError> {
@@ -544,6 +697,117 @@ mod tests {
         assert_eq!(http.max_connections, loopback.max_connections);
         assert_eq!(http.session_idle, loopback.session_idle);
         assert!(http.auth_token.is_none());
+    }
+
+    #[test]
+    fn an_issuer_makes_a_resource_server_with_the_public_url_as_audience() {
+        let http = |extra: &[&str]| {
+            let mut argv = vec!["--transport", "http"];
+            argv.extend_from_slice(extra);
+            Config::resolve(&args(&argv), env(&[]))
+        };
+        let issuer = ["--auth-issuer", "https://id.example/realms/team"];
+        let public = ["--public-url", "https://mcp.example/mcp"];
+        let both: Vec<&str> = issuer.iter().chain(&public).copied().collect();
+        let config = http(&both).unwrap();
+        let TransportConfig::Http(settings) = config.transport else {
+            unreachable!("http transport");
+        };
+        let resource = settings.resource_server.unwrap();
+        assert_eq!(resource.issuer, "https://id.example/realms/team");
+        assert_eq!(resource.audience, "https://mcp.example/mcp");
+        assert!(resource.scopes.is_empty());
+
+        let mut more = both.clone();
+        more.extend([
+            "--auth-audience",
+            "api://procore-tokens",
+            "--auth-scope",
+            "tokens",
+            "--auth-scope",
+            "read,tokens",
+            "--listen",
+            "0.0.0.0:8722",
+        ]);
+        let TransportConfig::Http(settings) = http(&more).unwrap().transport else {
+            unreachable!("http transport");
+        };
+        let resource = settings.resource_server.unwrap();
+        assert_eq!(resource.audience, "api://procore-tokens");
+        assert_eq!(resource.scopes, ["tokens", "read"]);
+        assert_eq!(resource.service_scope, None);
+        let mut service = both.clone();
+        service.extend(["--service-scope", "procore.service"]);
+        let TransportConfig::Http(settings) = http(&service).unwrap().transport else {
+            unreachable!("http transport");
+        };
+        let resource = settings.resource_server.unwrap();
+        assert_eq!(resource.service_scope.as_deref(), Some("procore.service"));
+
+        for (refused, why) in [
+            (vec!["--auth-issuer", "https://id.example"], "--public-url"),
+            (
+                [&both[..], &["--auth-token", "0123456789abcdef-token"]].concat(),
+                "--auth-token",
+            ),
+            (
+                vec!["--auth-issuer", "http://id.example", public[0], public[1]],
+                "http://",
+            ),
+            (
+                vec![
+                    issuer[0],
+                    issuer[1],
+                    "--public-url",
+                    "http://mcp.example/mcp",
+                ],
+                "--public-url",
+            ),
+            (
+                vec![
+                    issuer[0],
+                    issuer[1],
+                    "--public-url",
+                    "https://mcp.example/mcp#x",
+                ],
+                "--public-url",
+            ),
+            (
+                vec![
+                    "--auth-issuer",
+                    "https://id.example/?tenant=1",
+                    public[0],
+                    public[1],
+                ],
+                "--auth-issuer",
+            ),
+            (public.to_vec(), "has no effect"),
+            (vec!["--service-scope", "procore.service"], "has no effect"),
+            (
+                [&both[..], &["--service-scope", "two words"]].concat(),
+                "--service-scope",
+            ),
+            (vec!["--auth-scope", "tokens"], "has no effect"),
+            (
+                [&both[..], &["--auth-scope", "a\"b"]].concat(),
+                "--auth-scope",
+            ),
+        ] {
+            let message = http(&refused).map(|_| ()).unwrap_err().to_string();
+            assert!(message.contains(why), "{refused:?}: {message}");
+        }
+        let stdio = Config::resolve(&args(&both), env(&[]));
+        assert!(matches!(stdio, Err(ConfigError::IssuerWithoutHttp)));
+        // Loopback issuers and public URLs may be plain http (for tests).
+        assert!(
+            http(&[
+                "--auth-issuer",
+                "http://127.0.0.1:9/",
+                "--public-url",
+                "http://127.0.0.1:8722/mcp"
+            ])
+            .is_ok()
+        );
     }
 
     #[test]

@@ -26,10 +26,13 @@ use crate::{
     procore::{GrantType, ProcoreClient, TokenRequest, UpstreamError, UpstreamResponse},
     secret::{Secret, SentSecrets},
     store::{
-        PairKey, Principal, Rotation, StoreError, StoredPair, TokenStore, credentials_sha256,
-        sha256_hex, within,
+        PairKey, Rotation, StoreError, StoredPair, TokenStore, credentials_sha256, sha256_hex,
+        within,
     },
 };
+
+/// Whose pairs a call reads and writes: the exchange's callers name one with every call.
+pub use crate::store::Principal;
 
 /// The token store and how long a consumed refresh token may be answered from it.
 #[derive(Debug, Clone)]
@@ -160,48 +163,53 @@ impl TokenExchange {
         self.procore.base().origin()
     }
 
-    /// The key of `client_id`'s pair at this login host.
-    fn key(&self, client_id: &ClientId) -> PairKey {
-        PairKey::local(self.login_host(), client_id.as_str())
+    /// The key of `principal`'s pair of `client_id` at this login host.
+    fn key(&self, principal: &Principal, client_id: &ClientId) -> PairKey {
+        PairKey {
+            principal: principal.clone(),
+            login_host: self.login_host(),
+            client_id: client_id.as_str().to_owned(),
+        }
     }
 
-    /// The stored pair of `client_id` (or the only pair of this login host when `client_id`
-    /// is `None`). `Ok(None)` without a store or without a pair.
+    /// `principal`'s stored pair of `client_id` (or its only pair at this login host when
+    /// `client_id` is `None`). `Ok(None)` without a store or without a pair. Another
+    /// principal's pairs are never looked at.
     pub async fn stored_pair(
         &self,
+        principal: &Principal,
         client_id: Option<&ClientId>,
     ) -> Result<Option<StoredPair>, StoreError> {
         let Some(settings) = &self.store else {
             return Ok(None);
         };
         match client_id {
-            Some(client_id) => settings.store.load(&self.key(client_id)).await,
+            Some(client_id) => settings.store.load(&self.key(principal, client_id)).await,
             None => {
                 let host = self.login_host();
-                settings
-                    .store
-                    .only_pair_of(&Principal::local(), &host)
-                    .await
+                settings.store.only_pair_of(principal, &host).await
             }
         }
     }
 
-    /// The stored refresh token of `client_id`, for a refresh that omitted it.
+    /// `principal`'s stored refresh token of `client_id`, for a refresh that omitted it.
     pub async fn stored_refresh_token(
         &self,
+        principal: &Principal,
         client_id: &ClientId,
     ) -> Result<Option<RefreshToken>, StoreFailure> {
-        let pair = self.stored_pair(Some(client_id)).await?;
+        let pair = self.stored_pair(principal, Some(client_id)).await?;
         Ok(pair.and_then(|pair| pair.refresh_token().cloned()))
     }
 
-    /// The stored access token of `client_id` (or of the only pair of this login host), for
-    /// a tool whose token argument was omitted.
+    /// `principal`'s stored access token of `client_id` (or of its only pair at this login
+    /// host), for a tool whose token argument was omitted.
     pub async fn stored_access_token(
         &self,
+        principal: &Principal,
         client_id: Option<&ClientId>,
     ) -> Result<Option<AccessToken>, StoreFailure> {
-        let pair = self.stored_pair(client_id).await?;
+        let pair = self.stored_pair(principal, client_id).await?;
         Ok(pair.and_then(|pair| pair.access_token().cloned()))
     }
 
@@ -213,17 +221,18 @@ impl TokenExchange {
         self.procore.token_info(access_token).await
     }
 
-    /// Revoke `token` with Procore (`POST /oauth/revoke`); on success, forget its stored
-    /// pair if `token` is its access or refresh token.
+    /// Revoke `token` with Procore (`POST /oauth/revoke`); on success, forget `principal`'s
+    /// stored pair if `token` is its access or refresh token.
     pub async fn revoke(
         &self,
+        principal: &Principal,
         token: &RevocableToken,
         client_id: &ClientId,
         client_secret: &ClientSecret,
     ) -> Result<Revoked, UpstreamError> {
         let response = self.procore.revoke(token, client_id, client_secret).await?;
         let forgotten = if response.status.is_success() {
-            Some(self.forget(client_id, token).await)
+            Some(self.forget(principal, client_id, token).await)
         } else {
             None
         };
@@ -237,13 +246,14 @@ impl TokenExchange {
     /// refresh token. Whether a pair was removed; `Ok(false)` without a store.
     async fn forget(
         &self,
+        principal: &Principal,
         client_id: &ClientId,
         token: &RevocableToken,
     ) -> Result<bool, StoreFailure> {
         let Some(settings) = &self.store else {
             return Ok(false);
         };
-        let key = self.key(client_id);
+        let key = self.key(principal, client_id);
         let lease = settings.store.lease(&key, self.lock_patience()).await?;
         let matches = settings.store.load(&key).await?.is_some_and(|pair| {
             pair.access_token()
@@ -263,9 +273,10 @@ impl TokenExchange {
         lock_patience(&self.procore)
     }
 
-    /// Exchange `request` for tokens: join an identical flight in progress, or start one.
-    pub async fn exchange(&self, request: TokenRequest) -> Arc<Outcome> {
-        self.exchange_as(request, Grant::AsGiven).await
+    /// Exchange `request` for tokens on behalf of `principal` (whose pair the answer
+    /// becomes): join an identical flight of the same principal in progress, or start one.
+    pub async fn exchange(&self, principal: &Principal, request: TokenRequest) -> Arc<Outcome> {
+        self.exchange_as(principal, request, Grant::AsGiven).await
     }
 
     /// Refresh "the stored pair", for a caller that omitted `refresh_token`: `request`
@@ -274,15 +285,29 @@ impl TokenExchange {
     /// another process, refreshed it while this one waited), or was rotated less than
     /// [`FRESH_PAIR`] ago, that pair is the answer and nothing is sent: one logical refresh,
     /// one rotation. Otherwise the refresh token read under the lock is the one sent.
-    pub async fn refresh_stored(&self, request: TokenRequest) -> Arc<Outcome> {
-        self.exchange_as(request, Grant::StoredPair).await
+    pub async fn refresh_stored(
+        &self,
+        principal: &Principal,
+        request: TokenRequest,
+    ) -> Arc<Outcome> {
+        self.exchange_as(principal, request, Grant::StoredPair)
+            .await
     }
 
-    async fn exchange_as(&self, request: TokenRequest, grant: Grant) -> Arc<Outcome> {
-        let mut key = match grant {
-            Grant::AsGiven => String::new(),
-            Grant::StoredPair => "stored pair\n".to_owned(),
+    async fn exchange_as(
+        &self,
+        principal: &Principal,
+        request: TokenRequest,
+        grant: Grant,
+    ) -> Arc<Outcome> {
+        // Two principals never share a flight: its answer is stored as one principal's pair.
+        let mut key = match principal {
+            Principal::Local => "local\n".to_owned(),
+            Principal::User(subject) => format!("user {}\n{subject}\n", subject.len()),
         };
+        if grant == Grant::StoredPair {
+            key.push_str("stored pair\n");
+        }
         key.push_str(&String::from_utf8_lossy(&request.to_json()));
         let key = sha256_hex(&key);
         let flight = {
@@ -295,7 +320,7 @@ impl TokenExchange {
                     let id = self
                         .next_flight
                         .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                    let flight = self.launch(key.clone(), id, request, grant);
+                    let flight = self.launch(key.clone(), id, principal.clone(), request, grant);
                     flights.insert(key, (id, flight.clone()));
                     flight
                 }
@@ -305,7 +330,14 @@ impl TokenExchange {
     }
 
     /// Spawn the flight's task; it removes itself from the table when it lands.
-    fn launch(&self, key: String, id: u64, request: TokenRequest, grant: Grant) -> SharedFlight {
+    fn launch(
+        &self,
+        key: String,
+        id: u64,
+        principal: Principal,
+        request: TokenRequest,
+        grant: Grant,
+    ) -> SharedFlight {
         let procore = self.procore.clone();
         let store = self.store.clone();
         let clock = self.clock.clone();
@@ -315,6 +347,7 @@ impl TokenExchange {
                 procore: &procore,
                 settings: store.as_ref(),
                 clock: clock.as_ref(),
+                principal: &principal,
             };
             let outcome = Arc::new(flight.fly(request, grant).await);
             if let Ok(mut flights) = flights.lock()
@@ -358,6 +391,8 @@ struct Flight<'a> {
     procore: &'a ProcoreClient,
     settings: Option<&'a StoreSettings>,
     clock: &'a dyn Clock,
+    /// Whose pair the answer becomes.
+    principal: &'a Principal,
 }
 
 impl Flight<'_> {
@@ -388,7 +423,11 @@ impl Flight<'_> {
         grant: Grant,
     ) -> Result<Outcome, StoreFailure> {
         let store = &settings.store;
-        let key = PairKey::local(self.procore.base().origin(), request.client_id.as_str());
+        let key = PairKey {
+            principal: self.principal.clone(),
+            login_host: self.procore.base().origin(),
+            client_id: request.client_id.as_str().to_owned(),
+        };
         let lease = store.lease(&key, lock_patience(self.procore)).await?;
         let stored = store.load(&key).await?;
         let credentials = credentials_sha256(&request.client_id, &request.client_secret);
@@ -624,15 +663,18 @@ mod tests {
             sent,
         } = setup(Duration::from_secs(120)).await;
         let first = exchange
-            .exchange(request(GrantType::AuthorizationCode, "secret", None))
+            .exchange(
+                &Principal::Local,
+                request(GrantType::AuthorizationCode, "secret", None),
+            )
             .await;
         assert_eq!(access_token(&first), ("at-1".into(), false));
-        let second = exchange.exchange(refresh("rt-1")).await;
+        let second = exchange.exchange(&Principal::Local, refresh("rt-1")).await;
         assert_eq!(access_token(&second), ("at-2".into(), false));
 
         // The same consumed token, just before the window closes: the stored successor.
         clock.advance(Duration::from_secs(119));
-        let retry = exchange.exchange(refresh("rt-1")).await;
+        let retry = exchange.exchange(&Principal::Local, refresh("rt-1")).await;
         assert_eq!(access_token(&retry), ("at-2".into(), true));
         assert!(matches!(
             *retry,
@@ -643,7 +685,10 @@ mod tests {
         ));
         // Other client credentials never get it.
         let stranger = exchange
-            .exchange(request(GrantType::RefreshToken, "other", Some("rt-1")))
+            .exchange(
+                &Principal::Local,
+                request(GrantType::RefreshToken, "other", Some("rt-1")),
+            )
             .await;
         assert_eq!(access_token(&stranger), ("at-3".into(), false));
         assert_eq!(sent.load(Ordering::SeqCst), 3);
@@ -652,11 +697,14 @@ mod tests {
         let setup2 = setup(Duration::from_secs(120)).await;
         let (exchange, clock, sent) = (setup2.exchange, setup2.clock, setup2.sent);
         exchange
-            .exchange(request(GrantType::AuthorizationCode, "secret", None))
+            .exchange(
+                &Principal::Local,
+                request(GrantType::AuthorizationCode, "secret", None),
+            )
             .await;
-        exchange.exchange(refresh("rt-1")).await;
+        exchange.exchange(&Principal::Local, refresh("rt-1")).await;
         clock.advance(Duration::from_millis(120_001));
-        let late = exchange.exchange(refresh("rt-1")).await;
+        let late = exchange.exchange(&Principal::Local, refresh("rt-1")).await;
         assert_eq!(access_token(&late), ("at-3".into(), false));
         assert_eq!(sent.load(Ordering::SeqCst), 3);
     }
@@ -669,20 +717,23 @@ mod tests {
             sent,
         } = setup(Duration::from_secs(120)).await;
         exchange
-            .exchange(request(GrantType::AuthorizationCode, "secret", None))
+            .exchange(
+                &Principal::Local,
+                request(GrantType::AuthorizationCode, "secret", None),
+            )
             .await;
-        exchange.exchange(refresh("rt-1")).await;
+        exchange.exchange(&Principal::Local, refresh("rt-1")).await;
         clock.advance(Duration::from_secs(100));
-        let third = exchange.exchange(refresh("rt-2")).await;
+        let third = exchange.exchange(&Principal::Local, refresh("rt-2")).await;
         assert_eq!(access_token(&third), ("at-3".into(), false));
         // rt-1 was consumed 100 s ago, two rotations back: the current pair answers for it.
-        let retry = exchange.exchange(refresh("rt-1")).await;
+        let retry = exchange.exchange(&Principal::Local, refresh("rt-1")).await;
         assert_eq!(access_token(&retry), ("at-3".into(), true));
         // 30 s on, rt-1 is out of the window, rt-2 still in it.
         clock.advance(Duration::from_secs(30));
-        let retry = exchange.exchange(refresh("rt-2")).await;
+        let retry = exchange.exchange(&Principal::Local, refresh("rt-2")).await;
         assert_eq!(access_token(&retry), ("at-3".into(), true));
-        let late = exchange.exchange(refresh("rt-1")).await;
+        let late = exchange.exchange(&Principal::Local, refresh("rt-1")).await;
         assert_eq!(access_token(&late), ("at-4".into(), false));
         assert_eq!(sent.load(Ordering::SeqCst), 4);
     }
@@ -691,10 +742,13 @@ mod tests {
     async fn without_a_window_every_refresh_is_sent() {
         let Setup { exchange, sent, .. } = setup(Duration::ZERO).await;
         exchange
-            .exchange(request(GrantType::AuthorizationCode, "secret", None))
+            .exchange(
+                &Principal::Local,
+                request(GrantType::AuthorizationCode, "secret", None),
+            )
             .await;
-        exchange.exchange(refresh("rt-1")).await;
-        let retry = exchange.exchange(refresh("rt-1")).await;
+        exchange.exchange(&Principal::Local, refresh("rt-1")).await;
+        let retry = exchange.exchange(&Principal::Local, refresh("rt-1")).await;
         assert_eq!(access_token(&retry), ("at-3".into(), false));
         assert_eq!(sent.load(Ordering::SeqCst), 3);
     }
@@ -707,21 +761,32 @@ mod tests {
             sent,
         } = setup(Duration::ZERO).await;
         exchange
-            .exchange(request(GrantType::AuthorizationCode, "secret", None))
+            .exchange(
+                &Principal::Local,
+                request(GrantType::AuthorizationCode, "secret", None),
+            )
             .await;
         // Fresh from a code: the stored pair is refreshed.
-        let rotated = exchange.refresh_stored(refresh("rt-1")).await;
+        let rotated = exchange
+            .refresh_stored(&Principal::Local, refresh("rt-1"))
+            .await;
         assert_eq!(access_token(&rotated), ("at-2".into(), false));
         // Called again within FRESH_PAIR of that rotation: the pair, nothing sent.
         clock.advance(FRESH_PAIR - Duration::from_millis(1));
-        let again = exchange.refresh_stored(refresh("rt-2")).await;
+        let again = exchange
+            .refresh_stored(&Principal::Local, refresh("rt-2"))
+            .await;
         assert_eq!(access_token(&again), ("at-2".into(), true));
         // A caller that read rt-1 before it waited gets the pair rotated meanwhile.
         clock.advance(Duration::from_secs(10));
-        let stale = exchange.refresh_stored(refresh("rt-1")).await;
+        let stale = exchange
+            .refresh_stored(&Principal::Local, refresh("rt-1"))
+            .await;
         assert_eq!(access_token(&stale), ("at-2".into(), true));
         // After FRESH_PAIR, the stored refresh token is sent.
-        let later = exchange.refresh_stored(refresh("rt-2")).await;
+        let later = exchange
+            .refresh_stored(&Principal::Local, refresh("rt-2"))
+            .await;
         assert_eq!(access_token(&later), ("at-3".into(), false));
         assert_eq!(sent.load(Ordering::SeqCst), 3);
     }
@@ -730,13 +795,88 @@ mod tests {
     async fn a_revoked_pair_is_forgotten_only_when_the_token_is_its_own() {
         let Setup { exchange, .. } = setup(Duration::from_secs(120)).await;
         exchange
-            .exchange(request(GrantType::AuthorizationCode, "secret", None))
+            .exchange(
+                &Principal::Local,
+                request(GrantType::AuthorizationCode, "secret", None),
+            )
             .await;
         let cid = ClientId::new("cid");
-        assert!(!exchange.forget(&cid, &"at-9".into()).await.unwrap());
-        assert!(exchange.stored_refresh_token(&cid).await.unwrap().is_some());
-        assert!(exchange.forget(&cid, &"rt-1".into()).await.unwrap());
-        assert!(exchange.stored_access_token(None).await.unwrap().is_none());
+        assert!(
+            !exchange
+                .forget(&Principal::Local, &cid, &"at-9".into())
+                .await
+                .unwrap()
+        );
+        assert!(
+            exchange
+                .stored_refresh_token(&Principal::Local, &cid)
+                .await
+                .unwrap()
+                .is_some()
+        );
+        assert!(
+            exchange
+                .forget(&Principal::Local, &cid, &"rt-1".into())
+                .await
+                .unwrap()
+        );
+        assert!(
+            exchange
+                .stored_access_token(&Principal::Local, None)
+                .await
+                .unwrap()
+                .is_none()
+        );
+    }
+
+    #[tokio::test]
+    async fn one_principals_pair_is_invisible_to_another() {
+        let Setup { exchange, sent, .. } = setup(Duration::from_secs(120)).await;
+        let (alice, bob) = (Principal::user("iss#alice"), Principal::user("iss#bob"));
+        let code = || request(GrantType::AuthorizationCode, "secret", None);
+        exchange.exchange(&alice, code()).await;
+        let cid = ClientId::new("cid");
+        for other in [&bob, &Principal::Local] {
+            assert!(
+                exchange
+                    .stored_refresh_token(other, &cid)
+                    .await
+                    .unwrap()
+                    .is_none()
+            );
+            assert!(
+                exchange
+                    .stored_access_token(other, None)
+                    .await
+                    .unwrap()
+                    .is_none()
+            );
+            assert!(
+                exchange
+                    .stored_access_token(other, Some(&cid))
+                    .await
+                    .unwrap()
+                    .is_none()
+            );
+            // Alice's rotated token, replayed by someone else, is not answered from the store.
+            assert!(!exchange.forget(other, &cid, &"rt-1".into()).await.unwrap());
+        }
+        assert!(
+            exchange
+                .stored_refresh_token(&alice, &cid)
+                .await
+                .unwrap()
+                .is_some()
+        );
+        exchange.exchange(&alice, refresh("rt-1")).await;
+        let replayed = exchange.exchange(&alice, refresh("rt-1")).await;
+        assert!(
+            access_token(&replayed).1,
+            "the same principal gets the replay"
+        );
+        let bobs = exchange.exchange(&bob, refresh("rt-1")).await;
+        assert!(!access_token(&bobs).1, "another principal's retry is sent");
+        assert_eq!(sent.load(Ordering::SeqCst), 3);
     }
 
     #[test]

@@ -17,6 +17,7 @@ pub mod exchange;
 pub mod logging;
 pub mod oauth;
 pub mod procore;
+pub mod resource_server;
 pub mod secret;
 pub mod store;
 pub mod tls;

@@ -11,7 +11,7 @@ use std::{sync::Arc, time::Duration};
 use serde_json::Value;
 
 use crate::{
-    exchange::{Outcome, StoreFailure, TokenExchange},
+    exchange::{Outcome, Principal, StoreFailure, TokenExchange},
     oauth::{AccessToken, ClientId},
     procore::{ClientCredentials, GrantType, TokenRequest},
     store::StoredPair,
@@ -132,11 +132,12 @@ pub enum NoValidToken {
     NotATokenResponse(String),
 }
 
-/// A valid access token of `client_id` (or of the only pair stored for this login host):
+/// `principal`'s valid access token of `client_id` (or of the only pair stored for this login host):
 /// the stored one if it has at least `min_valid` left, else the stored pair refreshed once
 /// with the `held` credentials.
 pub async fn valid_token(
     exchange: &TokenExchange,
+    principal: &Principal,
     held: Option<&ClientCredentials>,
     client_id: Option<&ClientId>,
     min_valid: Duration,
@@ -147,7 +148,7 @@ pub async fn valid_token(
     let client_id = client_id.or(held.map(|held| &held.client_id));
     let login_host = exchange.login_host();
     let Some(pair) = exchange
-        .stored_pair(client_id)
+        .stored_pair(principal, client_id)
         .await
         .map_err(StoreFailure::from)?
     else {
@@ -185,7 +186,7 @@ pub async fn valid_token(
     };
     // The refresh token read here only names the pair: under the lease, a pair another
     // caller renewed meanwhile is the answer and nothing is sent.
-    let outcome = exchange.refresh_stored(request).await;
+    let outcome = exchange.refresh_stored(principal, request).await;
     let (body, unstored) = match outcome.as_ref() {
         Outcome::Answered {
             response,

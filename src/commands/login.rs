@@ -18,7 +18,7 @@ use tokio::io::AsyncBufReadExt;
 use super::{EXIT_FAILED, EXIT_INTERRUPTED, EXIT_SIGN_IN, Setup, ended, fail, unless_interrupted};
 use crate::{
     config::ServeArgs,
-    exchange::Outcome,
+    exchange::{Outcome, Principal},
     oauth::{AccessToken, AuthorizationCode, RedirectUri},
     procore::{GrantType, OOB_REDIRECT_URI, TokenRequest, authorize_url},
 };
@@ -174,7 +174,9 @@ pub async fn run(args: &LoginArgs, env: impl Fn(&str) -> Option<String>) -> Exit
     };
     let exchange = &setup.exchange;
     // From here on a signal waits for the exchange: the code is spent once it is sent.
-    let Some(outcome) = unless_interrupted(exchange, exchange.exchange(request)).await else {
+    let Some(outcome) =
+        unless_interrupted(exchange, exchange.exchange(&Principal::Local, request)).await
+    else {
         return ExitCode::from(EXIT_INTERRUPTED);
     };
     let (body, store_error) = match outcome.as_ref() {

@@ -12,6 +12,7 @@ use clap::Args;
 use super::{EXIT_FAILED, EXIT_INTERRUPTED, EXIT_SIGN_IN, Setup, ended, fail, unless_interrupted};
 use crate::{
     config::ServeArgs,
+    exchange::Principal,
     oauth::ClientId,
     valid_token::{DEFAULT_MIN_VALID, NoValidToken, valid_token},
 };
@@ -50,7 +51,13 @@ pub async fn run(args: &TokenArgs, env: impl Fn(&str) -> Option<String>) -> Exit
         .map(ClientId::new);
     let exchange = &setup.exchange;
     let min_valid = Duration::from_secs(args.min_valid_secs);
-    let work = valid_token(exchange, Some(&setup.held), client_id.as_ref(), min_valid);
+    let work = valid_token(
+        exchange,
+        &Principal::Local,
+        Some(&setup.held),
+        client_id.as_ref(),
+        min_valid,
+    );
     let Some(outcome) = unless_interrupted(exchange, work).await else {
         return ExitCode::from(EXIT_INTERRUPTED);
     };

@@ -14,7 +14,7 @@ use super::{
     outcome::{self, Request},
 };
 use crate::{
-    exchange::{Outcome, TokenExchange},
+    exchange::{Outcome, Principal, TokenExchange},
     procore::{ClientCredentials, GrantType},
     valid_token::{DEFAULT_MIN_VALID, NoValidToken, SignInNeeded, ValidToken, valid_token},
 };
@@ -157,13 +157,14 @@ fn prepare(
 /// log line.
 pub async fn call(
     exchange: &TokenExchange,
+    principal: &Principal,
     arguments: Option<&JsonObject>,
     held: Option<&ClientCredentials>,
     shape: &OutputShape,
 ) -> Result<(CallToolResult, &'static str, String), Refusal> {
     let (client_id, min_valid) = prepare(arguments)?;
     Ok(
-        match valid_token(exchange, held, client_id.as_ref(), min_valid).await {
+        match valid_token(exchange, principal, held, client_id.as_ref(), min_valid).await {
             Ok(token) => {
                 let grant = if token.refreshed {
                     "refresh_token"

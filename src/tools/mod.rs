@@ -13,7 +13,13 @@ pub mod revoke;
 pub mod token;
 pub mod token_info;
 
-use std::{sync::Arc, time::Instant};
+use std::{
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
+    time::Instant,
+};
 
 use serde_json::Value;
 
@@ -30,9 +36,9 @@ use rmcp::{
 use self::arguments::ArgumentError;
 pub use self::output_shape::{OutputShape, ShapeError};
 use crate::{
-    exchange::{StoreFailure, TokenExchange},
+    exchange::{Principal, StoreFailure, TokenExchange},
     oauth::{AccessToken, ClientId},
-    procore::ClientCredentials,
+    procore::{ClientCredentials, GrantType},
 };
 
 const INSTRUCTIONS: &str = "\
@@ -58,6 +64,26 @@ pub struct Capabilities {
     pub token_store: bool,
 }
 
+/// Who makes a tool call, as the HTTP transport established it from an access token (the
+/// transport attaches it to the request); stdio and the static token are [`Caller::local`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Caller {
+    pub principal: Principal,
+    /// Whether it may obtain service-account tokens (`client_credentials`): false when
+    /// `--service-scope` is set and its access token lacks that scope.
+    pub service_accounts: bool,
+}
+
+impl Caller {
+    /// The one principal of stdio and of the static bearer token, with every grant.
+    pub fn local() -> Self {
+        Self {
+            principal: Principal::Local,
+            service_accounts: true,
+        }
+    }
+}
+
 /// The server handler shared by every session and transport.
 #[derive(Clone)]
 pub struct ProcoreTokenServer {
@@ -70,6 +96,9 @@ struct ServerState {
     capabilities: Capabilities,
     tools: Vec<Tool>,
     shapes: Shapes,
+    /// Every tool call must come from an authenticated user (the HTTP transport validates
+    /// access tokens); a call without one is refused rather than served as the local one.
+    users_only: AtomicBool,
 }
 
 /// The output schemas of the tools that pass Procore's answers through, compiled once.
@@ -113,6 +142,7 @@ impl ProcoreTokenServer {
                 capabilities,
                 tools,
                 shapes,
+                users_only: AtomicBool::new(false),
             }),
         })
     }
@@ -126,24 +156,55 @@ impl ProcoreTokenServer {
         }
     }
 
+    /// From now on, refuse every tool call that does not carry a user principal (set by
+    /// the HTTP transport from a validated access token): no call is ever served as the
+    /// local principal's by mistake.
+    pub fn require_users(&self) {
+        self.inner.users_only.store(true, Ordering::Release);
+    }
+
     /// The tools this server publishes, as `tools/list` returns them.
     pub fn tools(&self) -> &[Tool] {
         &self.inner.tools
     }
 
-    /// Run one tool call. `Err` only for a tool this server does not have.
+    /// Run one tool call as the local principal (stdio, the static bearer token). `Err`
+    /// only for a tool this server does not have.
     pub async fn call(&self, params: &CallToolRequestParams) -> Result<CallToolResult, ErrorData> {
+        self.call_as(&Caller::local(), params).await
+    }
+
+    /// Run one tool call on behalf of `caller`: only its principal's stored pairs are read,
+    /// refreshed, replayed or forgotten. `Err` only for a tool this server does not have.
+    pub async fn call_as(
+        &self,
+        caller: &Caller,
+        params: &CallToolRequestParams,
+    ) -> Result<CallToolResult, ErrorData> {
         let started = Instant::now();
+        let principal = &caller.principal;
         let state = &self.inner;
         let tool = params.name.as_ref();
         let arguments = params.arguments.as_ref();
         let held = state.held.as_ref();
         let (result, grant, outcome) = match tool {
             token::NAME => match token::prepare(arguments, held, state.capabilities.token_store) {
+                Ok(request)
+                    if request.grant_type == GrantType::ClientCredentials
+                        && !caller.service_accounts =>
+                {
+                    let (result, _, outcome) = invalid(Refusal::NotPermitted(
+                        "service-account tokens (grant_type=client_credentials) are only for \
+                         callers whose access token carries the scope this server requires \
+                         for them (--service-scope); ask your administrator for it"
+                            .into(),
+                    ));
+                    (result, request.grant_type.as_str(), outcome)
+                }
                 Ok(request) => {
                     let grant = request.grant_type.as_str();
                     let (result, outcome) =
-                        token::call(&state.exchange, request, &state.shapes.token).await;
+                        token::call(&state.exchange, principal, request, &state.shapes.token).await;
                     (result, grant, outcome)
                 }
                 Err(error) => invalid(error),
@@ -155,20 +216,27 @@ impl ProcoreTokenServer {
                 }
             }
             token_info::NAME => {
-                match token_info::call(&state.exchange, arguments, held, &state.shapes.token_info)
-                    .await
+                match token_info::call(
+                    &state.exchange,
+                    principal,
+                    arguments,
+                    held,
+                    &state.shapes.token_info,
+                )
+                .await
                 {
                     Ok((result, outcome)) => (result, "-", outcome),
                     Err(error) => invalid(error),
                 }
             }
-            revoke::NAME => match revoke::call(&state.exchange, arguments, held).await {
+            revoke::NAME => match revoke::call(&state.exchange, principal, arguments, held).await {
                 Ok((result, outcome)) => (result, "-", outcome),
                 Err(error) => invalid(error),
             },
             access_token::NAME if state.capabilities.token_store => {
                 match access_token::call(
                     &state.exchange,
+                    principal,
                     arguments,
                     held,
                     &state.shapes.access_token,
@@ -216,6 +284,8 @@ pub enum Refusal {
     Arguments(#[from] ArgumentError),
     #[error("Nothing was sent to Procore: the token store could not be read: {0}")]
     Store(#[from] StoreFailure),
+    #[error("Refused, nothing was sent to Procore: {0}")]
+    NotPermitted(String),
 }
 
 /// A refused call as its result, grant label and outcome label.
@@ -224,6 +294,7 @@ fn invalid(refusal: impl Into<Refusal>) -> (CallToolResult, &'static str, String
     let outcome = match refusal {
         Refusal::Arguments(_) => "invalid_arguments",
         Refusal::Store(_) => "store_unavailable",
+        Refusal::NotPermitted(_) => "not_permitted",
     };
     (
         CallToolResult::error(vec![ContentBlock::text(refusal.to_string())]),
@@ -236,10 +307,11 @@ fn invalid(refusal: impl Into<Refusal>) -> (CallToolResult, &'static str, String
 /// or of the only pair stored for this login host.
 async fn stored_access_token(
     exchange: &TokenExchange,
+    principal: &Principal,
     client_id: Option<&ClientId>,
     argument: &str,
 ) -> Result<AccessToken, Refusal> {
-    let token = exchange.stored_access_token(client_id).await?;
+    let token = exchange.stored_access_token(principal, client_id).await?;
     Ok(token.ok_or_else(|| {
         ArgumentError::Invalid(format!(
             "{argument} is missing and the token store holds no access token for {} at {}; \
@@ -248,6 +320,16 @@ async fn stored_access_token(
             exchange.login_host()
         ))
     })?)
+}
+
+/// The principal the transport attached to a request: on the message itself (the old SSE
+/// transport), or on the HTTP request rmcp hands over with it (streamable HTTP).
+fn caller(extensions: &rmcp::model::Extensions) -> Option<Caller> {
+    extensions.get::<Caller>().cloned().or_else(|| {
+        extensions
+            .get::<axum::http::request::Parts>()
+            .and_then(|parts| parts.extensions.get::<Caller>().cloned())
+    })
 }
 
 /// What a tool's annotations declare about its effect on the world.
@@ -323,9 +405,25 @@ impl ServerHandler for ProcoreTokenServer {
     async fn call_tool(
         &self,
         request: CallToolRequestParams,
-        _context: RequestContext<RoleServer>,
+        context: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, ErrorData> {
-        self.call(&request).await.map(CallToolResponse::from)
+        let caller = match caller(&context.extensions) {
+            Some(caller) => caller,
+            None if self.inner.users_only.load(Ordering::Acquire) => {
+                tracing::warn!("tool call refused: it carries no authenticated user");
+                return Ok(CallToolResponse::from(CallToolResult::error(vec![
+                    ContentBlock::text(
+                        "Refused, nothing was sent to Procore: this call carries no \
+                         authenticated user. Call through the HTTP endpoint with an access \
+                         token.",
+                    ),
+                ])));
+            }
+            None => Caller::local(),
+        };
+        self.call_as(&caller, &request)
+            .await
+            .map(CallToolResponse::from)
     }
 
     /// rmcp hands over any request it cannot type: an unknown method, or a known method

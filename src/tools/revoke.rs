@@ -12,7 +12,7 @@ use super::{
     stored_access_token,
 };
 use crate::{
-    exchange::{Revoked, TokenExchange},
+    exchange::{Principal, Revoked, TokenExchange},
     oauth::RevocableToken,
     procore::ClientCredentials,
     secret::SentSecrets,
@@ -127,6 +127,7 @@ fn output_schema(token_store: bool) -> JsonObject {
 /// Revoke with Procore, then forget the pair; the result and a label for the log line.
 pub async fn call(
     exchange: &TokenExchange,
+    principal: &Principal,
     arguments: Option<&JsonObject>,
     held: Option<&ClientCredentials>,
 ) -> Result<(CallToolResult, String), Refusal> {
@@ -134,9 +135,9 @@ pub async fn call(
     let (client_id, client_secret) = args.client_credentials(held)?;
     let token: RevocableToken = match args.secret("token")? {
         Some(token) => token,
-        None if exchange.store().is_some() => {
-            RevocableToken::from(&stored_access_token(exchange, Some(&client_id), "token").await?)
-        }
+        None if exchange.store().is_some() => RevocableToken::from(
+            &stored_access_token(exchange, principal, Some(&client_id), "token").await?,
+        ),
         None => {
             return Err(ArgumentError::Invalid(
                 "token is required: the access or refresh token to revoke".into(),
@@ -148,7 +149,10 @@ pub async fn call(
     let Revoked {
         response,
         forgotten,
-    } = match exchange.revoke(&token, &client_id, &client_secret).await {
+    } = match exchange
+        .revoke(principal, &token, &client_id, &client_secret)
+        .await
+    {
         Ok(revoked) => revoked,
         Err(error) => {
             return Ok((

@@ -14,7 +14,7 @@ use super::{
     outcome::{self, Request},
 };
 use crate::{
-    exchange::{Outcome, TokenExchange},
+    exchange::{Outcome, Principal, TokenExchange},
     oauth::{AuthorizationCode, RedirectUri, RefreshToken},
     procore::ClientCredentials,
     procore::{GrantType, OOB_REDIRECT_URI, TokenRequest},
@@ -236,13 +236,17 @@ pub fn prepare(
 /// and a short label for the log line.
 pub async fn call(
     exchange: &TokenExchange,
+    principal: &Principal,
     mut request: TokenRequest,
     shape: &OutputShape,
 ) -> (CallToolResult, String) {
     let from_store =
         request.grant_type == GrantType::RefreshToken && request.refresh_token.is_none();
     if from_store {
-        match exchange.stored_refresh_token(&request.client_id).await {
+        match exchange
+            .stored_refresh_token(principal, &request.client_id)
+            .await
+        {
             Ok(Some(refresh_token)) => request.refresh_token = Some(refresh_token),
             Ok(None) => {
                 return (
@@ -269,9 +273,9 @@ pub async fn call(
     // An omitted refresh token is settled again under the store's lock (see
     // `TokenExchange::refresh_stored`): the one read here only names the pair to refresh.
     let outcome = if from_store {
-        exchange.refresh_stored(request).await
+        exchange.refresh_stored(principal, request).await
     } else {
-        exchange.exchange(request).await
+        exchange.exchange(principal, request).await
     };
     match outcome.as_ref() {
         Outcome::Answered {

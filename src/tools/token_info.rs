@@ -12,7 +12,10 @@ use super::{
     stored_access_token,
 };
 use crate::{
-    exchange::TokenExchange, oauth::AccessToken, procore::ClientCredentials, secret::SentSecrets,
+    exchange::{Principal, TokenExchange},
+    oauth::AccessToken,
+    procore::ClientCredentials,
+    secret::SentSecrets,
 };
 
 pub const NAME: &str = "get_token_info";
@@ -118,6 +121,7 @@ fn output_schema() -> JsonObject {
 /// Check the token with Procore; the result and a short label for the log line.
 pub async fn call(
     exchange: &TokenExchange,
+    principal: &Principal,
     arguments: Option<&JsonObject>,
     held: Option<&ClientCredentials>,
     shape: &OutputShape,
@@ -132,7 +136,13 @@ pub async fn call(
     let access_token: AccessToken = match args.secret("access_token")? {
         Some(token) => token,
         None if store => {
-            stored_access_token(exchange, args.client_id(held)?.as_ref(), "access_token").await?
+            stored_access_token(
+                exchange,
+                principal,
+                args.client_id(held)?.as_ref(),
+                "access_token",
+            )
+            .await?
         }
         None => {
             return Err(ArgumentError::Invalid(

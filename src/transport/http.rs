@@ -1,6 +1,7 @@
 //! One HTTP listener: streamable HTTP at `/mcp` (rmcp's service: legacy sessions and
 //! 2026-07-28 stateless requests) and the old HTTP+SSE pair at `/sse` + `/message`, all
-//! behind the same layers: Host/Origin guard, bearer token, body limits, header timeout.
+//! behind the same layers: Host/Origin guard, bearer token or access token, body limits,
+//! header timeout. `/.well-known/` answers beside them (metadata or 404), unauthenticated.
 //!
 //! Never serves a request that skipped a layer, never waits on a slow client forever, never
 //! holds more than [`MAX_HEAD_BYTES`] of one request's head (431 beyond), and never holds
@@ -29,6 +30,7 @@ use tokio_util::sync::CancellationToken;
 use tower::ServiceBuilder;
 
 use super::{
+    access_tokens,
     bearer_auth::{self, BearerAuth},
     host_guard::{self, HostGuard},
     jsonrpc_gate,
@@ -36,7 +38,11 @@ use super::{
     request_limits::{self, RequestLimits},
     sse::{self, MESSAGE_PATH, SSE_PATH, SseLimits, SseSessions},
 };
-use crate::{tools::ProcoreTokenServer, transport::http_config::HttpConfig};
+use crate::{
+    resource_server::{DiscoveryError, ResourceServer},
+    tools::ProcoreTokenServer,
+    transport::http_config::HttpConfig,
+};
 
 /// Path of the streamable HTTP endpoint.
 pub const MCP_PATH: &str = "/mcp";
@@ -58,12 +64,39 @@ Service Unavailable: the server holds its maximum of connections; retry shortly\
 /// Pause after a failed `accept` (out of file descriptors, say) before the next one.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
 
-/// The whole HTTP application, ready to serve.
+/// The whole HTTP application without a resource server (for `config`s without
+/// `--auth-issuer`), ready to serve.
 pub fn router(
     server: ProcoreTokenServer,
     config: &HttpConfig,
     shutdown: &CancellationToken,
 ) -> Router {
+    router_with(server, config, shutdown, None)
+}
+
+/// The resource server of `config`, its issuer discovered; `None` without `--auth-issuer`.
+pub async fn resource_server(
+    config: &HttpConfig,
+) -> Result<Option<Arc<ResourceServer>>, DiscoveryError> {
+    match &config.resource_server {
+        Some(settings) => Ok(Some(Arc::new(
+            ResourceServer::discover(settings.as_ref().clone()).await?,
+        ))),
+        None => Ok(None),
+    }
+}
+
+/// The whole HTTP application, every MCP endpoint behind `resource` when there is one (then
+/// each tool call is its user's, and a call without a user is refused).
+pub fn router_with(
+    server: ProcoreTokenServer,
+    config: &HttpConfig,
+    shutdown: &CancellationToken,
+    resource: Option<Arc<ResourceServer>>,
+) -> Router {
+    if resource.is_some() {
+        server.require_users();
+    }
     let guard = HostGuard::new(&config.allowed_hosts);
     let auth = BearerAuth::new(config.auth_token.as_ref());
     let limits = RequestLimits {
@@ -102,6 +135,9 @@ pub fn router(
         .nest_service(MCP_PATH, mcp)
         .route(SSE_PATH, get(sse::open))
         .route(MESSAGE_PATH, post(sse::message))
+        // Its own fallback, so that it stays behind the authentication layers once the
+        // well-known routes are merged in: an unknown path is 401 before it is 404.
+        .fallback(|| async { axum::http::StatusCode::NOT_FOUND })
         .with_state(sse_sessions)
         .layer(DefaultBodyLimit::max(config.max_request_bytes))
         .layer(middleware::from_fn_with_state(
@@ -110,12 +146,19 @@ pub fn router(
         ));
     // Without a token the check would pass every request; leave the layer (and its cost on
     // every request) out.
-    let app = if auth.enabled() {
-        app.layer(middleware::from_fn_with_state(auth, bearer_auth::check))
-    } else {
-        app
+    let app = match &resource {
+        Some(resource) => app.layer(middleware::from_fn_with_state(
+            resource.clone(),
+            access_tokens::check,
+        )),
+        None if auth.enabled() => {
+            app.layer(middleware::from_fn_with_state(auth, bearer_auth::check))
+        }
+        None => app,
     };
-    app.layer(middleware::from_fn_with_state(guard, host_guard::check))
+    // Outside the authentication layers: a client probing for OAuth gets metadata or 404.
+    app.merge(access_tokens::well_known(resource))
+        .layer(middleware::from_fn_with_state(guard, host_guard::check))
 }
 
 /// Bind, serve until `shutdown` is cancelled, then drain for a few seconds at most.
@@ -143,9 +186,12 @@ pub async fn serve_on(
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
     let address = listener.local_addr()?;
+    let resource = resource_server(config).await.map_err(|error| {
+        anyhow::anyhow!("the OAuth issuer (--auth-issuer) cannot be used: {error}")
+    })?;
     warn_if_unauthenticated(config);
     announce(address);
-    let app = router(server, config, &shutdown);
+    let app = router_with(server, config, &shutdown, resource);
 
     let mut http1 = hyper::server::conn::http1::Builder::new();
     http1
@@ -214,10 +260,10 @@ fn warn_if_unauthenticated(config: &HttpConfig) {
     if !config.allow_unauthenticated {
         return;
     }
-    if config.auth_token.is_some() {
+    if config.auth_token.is_some() || config.resource_server.is_some() {
         tracing::warn!(
-            "--allow-unauthenticated is set but has no effect: MCP_AUTH_TOKEN is set, so \
-             every request must carry the bearer token"
+            "--allow-unauthenticated is set but has no effect: MCP_AUTH_TOKEN or \
+             --auth-issuer is set, so every request must carry a bearer token"
         );
     } else {
         tracing::warn!(

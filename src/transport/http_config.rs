@@ -2,7 +2,7 @@
 
 use std::{net::SocketAddr, time::Duration};
 
-use crate::secret::Secret;
+use crate::{resource_server::ResourceServerConfig, secret::Secret};
 
 /// The address the HTTP transport listens on unless told otherwise.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8722";
@@ -30,6 +30,9 @@ pub struct HttpConfig {
     pub allowed_hosts: Vec<String>,
     /// The bearer token every request must carry; `None` serves without authentication.
     pub auth_token: Option<Secret>,
+    /// The OAuth resource server settings (`--auth-issuer`): access tokens instead of the
+    /// one shared token.
+    pub resource_server: Option<Box<ResourceServerConfig>>,
     /// Serving without a token was asked for explicitly (`--allow-unauthenticated`).
     pub allow_unauthenticated: bool,
     pub max_request_bytes: usize,
@@ -50,6 +53,7 @@ impl HttpConfig {
             listen,
             allowed_hosts: LOOPBACK_HOSTS.iter().map(|h| (*h).to_owned()).collect(),
             auth_token: None,
+            resource_server: None,
             allow_unauthenticated: false,
             max_request_bytes: saturating_usize(DEFAULT_MAX_REQUEST_BYTES),
             read_timeout: Duration::from_secs(DEFAULT_READ_TIMEOUT_SECS),

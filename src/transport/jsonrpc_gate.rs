@@ -1,7 +1,8 @@
 //! The door of the HTTP message endpoints (`POST /mcp`, `POST /message`): a body that is
 //! not one JSON-RPC 2.0 message gets HTTP 400 with the proper JSON-RPC error (-32700 parse
 //! error, -32600 invalid request, -32602 invalid params), and an `initialize` that would
-//! open a session beyond the cap gets 503.
+//! open a session beyond the cap gets 503. Behind access tokens, a request naming a session
+//! another user opened gets 404, as for an unknown one.
 //!
 //! Error texts say where and what kind, never what: no part of the input (which may hold a
 //! secret) is echoed, unlike serde's own messages.
@@ -21,6 +22,9 @@ use rmcp::model::{ClientJsonRpcMessage, ClientRequest};
 use serde_json::{Value, json};
 
 use super::mcp_sessions::BoundedSessions;
+use crate::tools::Caller;
+
+const SESSION_HEADER: &str = "mcp-session-id";
 
 pub const PARSE_ERROR: i64 = -32700;
 pub const INVALID_REQUEST: i64 = -32600;
@@ -114,12 +118,49 @@ fn classify_wrong_shape(value: &Value) -> Rejection {
 
 /// Axum middleware in front of rmcp's `/mcp` service: refuse non-JSON-RPC bodies with a
 /// JSON-RPC error, and a session-opening `initialize` with 503 when the sessions are full.
-/// Bodies that do not claim to be JSON are left to rmcp (which answers 415).
+/// Bodies that do not claim to be JSON are left to rmcp (which answers 415). With a user
+/// principal on the request, the session it names must be that user's; a session it opens
+/// becomes that user's.
 pub async fn check_mcp(
     State(sessions): State<Arc<BoundedSessions>>,
     request: Request,
     next: Next,
 ) -> Response {
+    let Some(caller) = request
+        .extensions()
+        .get::<Caller>()
+        .map(|caller| caller.principal.clone())
+    else {
+        return check_body(&sessions, request, next).await;
+    };
+    let named = request
+        .headers()
+        .get(SESSION_HEADER)
+        .and_then(|value| value.to_str().ok())
+        .map(str::to_owned);
+    if let Some(id) = &named
+        && !sessions.may_use(id, &caller)
+    {
+        tracing::warn!("refused a request naming another user's streamable HTTP session");
+        return (
+            StatusCode::NOT_FOUND,
+            "Not Found: no such session; open a new one with initialize",
+        )
+            .into_response();
+    }
+    let response = check_body(&sessions, request, next).await;
+    if named.is_none()
+        && let Some(opened) = response
+            .headers()
+            .get(SESSION_HEADER)
+            .and_then(|value| value.to_str().ok())
+    {
+        sessions.record_owner(opened.to_owned(), caller).await;
+    }
+    response
+}
+
+async fn check_body(sessions: &BoundedSessions, request: Request, next: Next) -> Response {
     let is_json_post = request.method() == axum::http::Method::POST
         && request
             .headers()
@@ -146,7 +187,7 @@ pub async fn check_mcp(
         Ok(message) => message,
         Err(rejection) => return rejection.into_response(),
     };
-    let opens_session = !parts.headers.contains_key("mcp-session-id")
+    let opens_session = !parts.headers.contains_key(SESSION_HEADER)
         && matches!(
             &message,
             ClientJsonRpcMessage::Request(request)

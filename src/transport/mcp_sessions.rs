@@ -4,13 +4,16 @@
 //!
 //! Never holds more than the cap: creating one more fails, and the caller answers 503.
 //!
+//! Behind access tokens, a session belongs to the user who opened it: another user's request
+//! naming it is answered as for an unknown session.
+//!
 //! Never orphans a POST: rmcp routes a request's answer by its JSON-RPC id, so a second
 //! request with the id of one still in flight would take the first one's answer and leave
 //! the first POST open for ever. Such a duplicate is answered at once with -32600 and never
 //! reaches the session.
 
 use std::{
-    collections::HashSet,
+    collections::{HashMap, HashSet},
     sync::{Arc, Mutex, PoisonError},
     time::Duration,
 };
@@ -27,6 +30,8 @@ use rmcp::{
     },
 };
 
+use crate::exchange::Principal;
+
 /// rmcp's in-memory sessions, at most `max` of them.
 #[derive(Debug)]
 pub struct BoundedSessions {
@@ -35,6 +40,8 @@ pub struct BoundedSessions {
     /// Serializes "count, then create" so the cap holds under concurrent handshakes.
     creating: tokio::sync::Mutex<()>,
     in_flight: InFlight,
+    /// Who opened each session, by id (behind access tokens only).
+    owners: Mutex<HashMap<String, Principal>>,
 }
 
 /// The (session, request id) pairs whose answer has not been sent yet.
@@ -93,7 +100,38 @@ impl BoundedSessions {
             max,
             creating: tokio::sync::Mutex::new(()),
             in_flight: InFlight::default(),
+            owners: Mutex::default(),
         }
+    }
+
+    /// Whether `caller` may use the session `id`: it opened it, or no one is recorded.
+    pub fn may_use(&self, id: &str, caller: &Principal) -> bool {
+        self.owners
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(id)
+            .is_none_or(|owner| owner == caller)
+    }
+
+    /// Record that `owner` opened the session `id`, forgetting the owners of sessions that
+    /// have ended once as many are recorded as may live.
+    pub async fn record_owner(&self, id: String, owner: Principal) {
+        let recorded = self
+            .owners
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .len();
+        let live: Option<HashSet<String>> = if recorded >= self.max {
+            let sessions = self.inner.sessions.read().await;
+            Some(sessions.keys().map(|id| id.to_string()).collect())
+        } else {
+            None
+        };
+        let mut owners = self.owners.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(live) = live {
+            owners.retain(|id, _| live.contains(id));
+        }
+        owners.insert(id, owner);
     }
 
     pub fn max(&self) -> usize {

@@ -4,7 +4,9 @@
 //! messages to (`/message?sessionId=…`); each POST answers 202 and its reply arrives on the
 //! stream. Each stream is one rmcp session fed through a pair of channels. Closing the
 //! stream ends the session; so does a session without traffic for the idle time. At most
-//! `max` sessions live at once (503 beyond); an unknown or expired id gets 404.
+//! `max` sessions live at once (503 beyond); an unknown or expired id gets 404. Behind
+//! access tokens, a session belongs to the user who opened it: another user's POST to it
+//! gets 404 too, and each message carries its sender's principal to the tools.
 
 use std::{
     collections::HashMap,
@@ -14,6 +16,7 @@ use std::{
 };
 
 use axum::{
+    Extension,
     body::Bytes,
     extract::{Query, State},
     http::StatusCode,
@@ -25,14 +28,17 @@ use axum::{
 use futures::{StreamExt, channel::mpsc, stream};
 use rmcp::{
     ServiceExt,
-    model::{ClientJsonRpcMessage, ServerJsonRpcMessage},
+    model::{ClientJsonRpcMessage, GetExtensions, ServerJsonRpcMessage},
 };
 use serde::Deserialize;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::jsonrpc_gate;
-use crate::tools::ProcoreTokenServer;
+use crate::{
+    exchange::Principal,
+    tools::{Caller, ProcoreTokenServer},
+};
 
 /// Path of the event stream.
 pub const SSE_PATH: &str = "/sse";
@@ -63,6 +69,8 @@ pub struct SseSessions {
 struct Session {
     to_server: mpsc::Sender<ClientJsonRpcMessage>,
     activity: Activity,
+    /// The user who opened it (behind access tokens); `None` otherwise.
+    owner: Option<Principal>,
 }
 
 /// The time of the last message in either direction.
@@ -163,7 +171,10 @@ impl Drop for SessionGuard {
 }
 
 /// `GET /sse`: open a session and stream its messages; 503 when the sessions are full.
-pub async fn open(State(sessions): State<SseSessions>) -> Response {
+pub async fn open(
+    State(sessions): State<SseSessions>,
+    owner: Option<Extension<Caller>>,
+) -> Response {
     let id = uuid::Uuid::new_v4().simple().to_string();
     let (to_server, from_client) = mpsc::channel::<ClientJsonRpcMessage>(CHANNEL_CAPACITY);
     let (to_client, from_server) = mpsc::channel::<ServerJsonRpcMessage>(CHANNEL_CAPACITY);
@@ -171,6 +182,7 @@ pub async fn open(State(sessions): State<SseSessions>) -> Response {
     let session = Session {
         to_server,
         activity: activity.clone(),
+        owner: owner.map(|Extension(owner)| owner.principal),
     };
     if !sessions.try_insert(id.clone(), session) {
         tracing::warn!(
@@ -232,19 +244,27 @@ pub struct SessionQuery {
 pub async fn message(
     State(sessions): State<SseSessions>,
     Query(query): Query<SessionQuery>,
+    sender: Option<Extension<Caller>>,
     body: Bytes,
 ) -> Response {
-    let Some(session) = sessions.session(&query.session_id) else {
+    let sender = sender.map(|Extension(sender)| sender);
+    let session = sessions
+        .session(&query.session_id)
+        .filter(|session| session.owner == sender.as_ref().map(|s| s.principal.clone()));
+    let Some(session) = session else {
         return (
             StatusCode::NOT_FOUND,
             "unknown or expired sessionId; open a new stream at /sse",
         )
             .into_response();
     };
-    let message = match jsonrpc_gate::parse(&body) {
+    let mut message = match jsonrpc_gate::parse(&body) {
         Ok(message) => message,
         Err(rejection) => return rejection.into_response(),
     };
+    if let (Some(sender), ClientJsonRpcMessage::Request(request)) = (sender, &mut message) {
+        request.request.extensions_mut().insert(sender);
+    }
     session.activity.touch();
     let mut sender = session.to_server;
     use futures::SinkExt;

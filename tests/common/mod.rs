@@ -11,9 +11,11 @@ pub mod fixtures;
 pub mod raw_mcp;
 pub mod sse_client;
 pub mod sse_events;
+pub mod test_issuer;
 
 use std::{
     collections::VecDeque,
+    os::unix::fs::PermissionsExt,
     process::Stdio,
     sync::{Arc, Mutex},
     time::Duration,
@@ -215,6 +217,32 @@ async fn record_and_reply(State(state): State<Arc<UpstreamState>>, request: Requ
     response
 }
 
+/// A private temporary directory (0700), removed on drop: a token store's home.
+pub struct StoreDir(pub std::path::PathBuf);
+
+impl StoreDir {
+    pub fn new() -> Self {
+        let dir = std::env::temp_dir().join(format!(
+            "ptm-token-store-{}-{}",
+            std::process::id(),
+            uuid::Uuid::new_v4().simple()
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700)).unwrap();
+        Self(dir)
+    }
+    pub fn file(&self) -> std::path::PathBuf {
+        self.0.join("tokens.json")
+    }
+}
+
+impl Drop for StoreDir {
+    fn drop(&mut self) {
+        let _ = std::fs::set_permissions(&self.0, std::fs::Permissions::from_mode(0o700));
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
 // ───────────────────────────── the server under test ─────────────────────────────
 
 /// A process's output (its stderr, or stdout), collected line by line as it is written.
@@ -320,6 +348,10 @@ impl Launch {
             "MCP_LISTEN",
             "MCP_ALLOWED_HOSTS",
             "MCP_AUTH_TOKEN",
+            "MCP_AUTH_ISSUER",
+            "MCP_PUBLIC_URL",
+            "MCP_AUTH_AUDIENCE",
+            "MCP_AUTH_SCOPES",
             "MCP_ALLOW_UNAUTHENTICATED",
             "MCP_MAX_REQUEST_BYTES",
             "MCP_READ_TIMEOUT_SECS",

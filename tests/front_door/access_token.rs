@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use crate::{
     common::{emulator_flow::*, *},
-    token_store::{StoreDir, call, delay_refreshes, field, first_pair, launch, stored},
+    token_store::{call, delay_refreshes, field, first_pair, launch, stored},
 };
 use procore_emulator::{EmulatorConfig, GrantType};
 use rmcp::model::CallToolResult;

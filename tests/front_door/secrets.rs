@@ -744,7 +744,7 @@ async fn one_log_line_per_tool_call_with_grant_status_and_latency() {
 async fn get_access_token_never_shows_a_refresh_token_nor_logs_a_token() {
     init();
     let upstream = FaultyUpstream::start().await;
-    let dir = crate::token_store::StoreDir::new();
+    let dir = crate::common::StoreDir::new();
     let launch = launch(&upstream)
         .arg("--token-store")
         .arg(dir.file().to_str().unwrap());

@@ -3,11 +3,7 @@
 //! processes, the reuse window after a lost answer, crashes mid-refresh, permissions and
 //! corruption, and the whole out-of-band flow using only the tools.
 
-use std::{
-    os::unix::fs::PermissionsExt,
-    path::{Path, PathBuf},
-    time::Duration,
-};
+use std::{os::unix::fs::PermissionsExt, path::Path, time::Duration};
 
 use crate::common::{emulator_flow::*, *};
 use procore_emulator::{
@@ -17,32 +13,6 @@ use rmcp::model::{CallToolRequestParams, CallToolResult};
 use serde_json::{Value, json};
 
 // ───────────────────────────── support ─────────────────────────────
-
-/// A private temporary directory (0700), removed on drop.
-pub(crate) struct StoreDir(pub(crate) PathBuf);
-
-impl StoreDir {
-    pub(crate) fn new() -> Self {
-        let dir = std::env::temp_dir().join(format!(
-            "ptm-token-store-{}-{}",
-            std::process::id(),
-            uuid::Uuid::new_v4().simple()
-        ));
-        std::fs::create_dir_all(&dir).unwrap();
-        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700)).unwrap();
-        Self(dir)
-    }
-    pub(crate) fn file(&self) -> PathBuf {
-        self.0.join("tokens.json")
-    }
-}
-
-impl Drop for StoreDir {
-    fn drop(&mut self) {
-        let _ = std::fs::set_permissions(&self.0, std::fs::Permissions::from_mode(0o700));
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
 
 /// The server against `emulator`, holding its credentials, keeping tokens in `store`.
 pub(crate) fn launch(emulator: &RunningEmulator, store: &Path) -> Launch {
