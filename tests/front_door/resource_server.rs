@@ -578,6 +578,8 @@ async fn two_users_never_see_each_others_pairs_through_any_tool() {
             ("get_token_info", json!({})),
             ("get_token_info", json!({"client_id": "cid-canary"})),
             ("revoke_token", credentials.clone()),
+            ("get_access_token", json!({})),
+            ("get_access_token", json!({"client_id": "cid-canary"})),
         ] {
             let result = call(bob, tool, arguments.clone()).await;
             assert!(is_error(&result), "{tool} {arguments}: {result:?}");
@@ -588,6 +590,16 @@ async fn two_users_never_see_each_others_pairs_through_any_tool() {
         }
     }
     assert_eq!(upstream.count(), sent, "nothing of Bob's reached Procore");
+
+    // Alice's own access token is hers to get, from the store (nothing sent; the fixture's
+    // token is long expired, so she asks for no time left).
+    let hers = call(&alice, "get_access_token", json!({"min_valid_secs": 0})).await;
+    assert!(!is_error(&hers), "{hers:?}");
+    assert_eq!(
+        hers.structured_content.as_ref().unwrap()["access_token"],
+        fixtures::ACCESS_OUT
+    );
+    assert_eq!(upstream.count(), sent, "served from the store");
 
     // Bob's own pair is his, and Alice's stays hers.
     upstream.push(Reply::new(200, BOB_BODY));
