@@ -1,12 +1,19 @@
 """Judges what a real MCP client got back from procore-token-mcp (standard library only).
 
-  check.py tools FILE [--open]           the tool list: all four tools, the token tool's
+  check.py tools FILE [--open] [--store]  the tool list: all four tools (five with a store), the token tool's
                                          input schema, output schema and annotations
   check.py call FILE --emulator URL --client-id ID
                                          the token call: no isError, the emulator's token JSON
                                          as text and as structuredContent, and the emulator
                                          confirms (GET /oauth/token/info) it issued that token
   check.py era FILE --era legacy|modern  the negotiated protocol version
+  check.py info FILE --expect own|none   the get_token_info call after the token call: the
+                                         caller's own stored pair, or none at all
+  check.py challenge URL --issuer ISSUER --resource RESOURCE
+                                         URL (an MCP endpoint under --auth-issuer) answers a
+                                         request without a token with 401 and a challenge
+                                         naming its protected resource metadata, which names
+                                         RESOURCE and ISSUER
 
 FILE is a client's JSON: the Inspector CLI's `--format json` output ({"result": …}) or the
 interop clients' ({"protocolVersion", "tools", "call"}). Prints one line; exits 1 with the
@@ -41,11 +48,12 @@ def load(path):
     return document.get("result", document)
 
 
-def check_tools(document, open_schema):
+def check_tools(document, open_schema, store):
     tools = document.get("tools")
     expect(isinstance(tools, list), "no tools array in the answer")
     names = {tool.get("name") for tool in tools}
-    expect(names == TOOLS, f"tools listed: {sorted(names)}, expected {sorted(TOOLS)}")
+    expected = TOOLS | {"get_access_token"} if store else TOOLS
+    expect(names == expected, f"tools listed: {sorted(names)}, expected {sorted(expected)}")
     token = next(tool for tool in tools if tool["name"] == TOOL)
     schema = token.get("inputSchema", {})
     properties = schema.get("properties", {})
@@ -127,19 +135,67 @@ def check_era(document, era):
     return f"protocol {version}"
 
 
+def check_info(document, own):
+    info = document.get("token_info")
+    expect(isinstance(info, dict), "no get_token_info result in the answer")
+    texts = " ".join(b.get("text", "") for b in info.get("content", []) if b.get("type") == "text")
+    if own:
+        expect(info.get("isError") is not True, f"get_token_info failed: {texts}")
+        return "the caller's own stored pair"
+    expect(info.get("isError") is True, f"another principal's pair was visible: {texts}")
+    expect("holds no" in texts, f"get_token_info refused for another reason: {texts}")
+    return "no pair of another principal visible"
+
+
+def check_challenge(url, issuer, resource):
+    request = urllib.request.Request(
+        url,
+        data=b'{"jsonrpc":"2.0","id":1,"method":"ping"}',
+        headers={"Content-Type": "application/json",
+                 "Accept": "application/json, text/event-stream"},
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            raise Failed(f"served without a token (HTTP {response.status})")
+    except urllib.error.HTTPError as error:
+        expect(error.code == 401, f"HTTP {error.code} without a token, expected 401")
+        challenge = error.headers.get("WWW-Authenticate", "")
+    expect(challenge.startswith("Bearer "), f"challenge {challenge!r}")
+    marker = 'resource_metadata="'
+    expect(marker in challenge, f"the challenge names no resource_metadata: {challenge!r}")
+    metadata_url = challenge.split(marker, 1)[1].split('"', 1)[0]
+    with urllib.request.urlopen(metadata_url, timeout=10) as response:
+        metadata = json.load(response)
+    expect(metadata.get("resource") == resource, f"metadata resource {metadata.get('resource')!r}")
+    expect(
+        metadata.get("authorization_servers") == [issuer],
+        f"metadata authorization_servers {metadata.get('authorization_servers')!r}",
+    )
+    return f"401 names {metadata_url}, which names the issuer"
+
+
 def main():
     parser = argparse.ArgumentParser()
-    parser.add_argument("what", choices=["tools", "call", "era"])
+    parser.add_argument("what", choices=["tools", "call", "era", "info", "challenge"])
     parser.add_argument("file")
     parser.add_argument("--open", action="store_true")
+    parser.add_argument("--store", action="store_true", help="the server has a token store")
+    parser.add_argument("--expect", choices=["own", "none"])
+    parser.add_argument("--issuer")
+    parser.add_argument("--resource")
     parser.add_argument("--emulator")
     parser.add_argument("--client-id")
     parser.add_argument("--era", choices=["legacy", "modern"])
     args = parser.parse_args()
     try:
+        if args.what == "challenge":
+            print(f"ok challenge: {check_challenge(args.file, args.issuer, args.resource)}")
+            return 0
         document = load(args.file)
         if args.what == "tools":
-            verdict = check_tools(document, args.open)
+            verdict = check_tools(document, args.open, args.store)
+        elif args.what == "info":
+            verdict = check_info(document, args.expect == "own")
         elif args.what == "call":
             verdict = check_call(document, args.emulator, args.client_id)
         else:

@@ -13,6 +13,8 @@ import sys
 
 from mcp import Client, StdioServerParameters
 from mcp.client.sse import sse_client
+from mcp.client.streamable_http import streamable_http_client
+from mcp.shared._httpx_utils import create_mcp_http_client
 
 TOOL = "get_or_refresh_an_access_token"
 
@@ -28,25 +30,39 @@ async def run(args):
         server = args.server
     else:
         server = sse_client(args.server)
+    if args.bearer:
+        # An access token from the OpenID provider: the server is an OAuth resource server.
+        headers = {"Authorization": f"Bearer {args.bearer}"}
+        if args.transport == "http":
+            http = create_mcp_http_client(headers=headers)
+            server = streamable_http_client(args.server, http_client=http)
+        else:
+            server = sse_client(args.server, headers=headers)
     # "auto" probes server/discover and lands on 2026-07-28 when the server offers it;
     # check.py then insists that it did.
     mode = "legacy" if args.era == "legacy" else "auto"
     async with Client(server, mode=mode, read_timeout_seconds=30) as client:
         tools = await client.list_tools()
-        call = await client.call_tool(
-            TOOL,
-            {
-                "grant_type": "client_credentials",
-                "client_id": args.client_id,
-                "client_secret": args.client_secret,
-            },
-        )
-        return {
+        result = {
             "client": "mcp (Python SDK)",
             "protocolVersion": client.protocol_version,
             "tools": dump(tools)["tools"],
-            "call": dump(call),
         }
+        if not args.info_only:
+            call = await client.call_tool(
+                TOOL,
+                {
+                    "grant_type": "client_credentials",
+                    "client_id": args.client_id,
+                    "client_secret": args.client_secret,
+                },
+            )
+            result["call"] = dump(call)
+        if args.token_info or args.info_only:
+            # The caller's own stored pair (the call above stored it), or none.
+            info = await client.call_tool("get_token_info", {"client_id": args.client_id})
+            result["token_info"] = dump(info)
+        return result
 
 
 def main():
@@ -57,6 +73,11 @@ def main():
     parser.add_argument("--client-id", required=True)
     parser.add_argument("--client-secret", required=True)
     parser.add_argument("--out", required=True)
+    parser.add_argument("--bearer", help="an access token for the server (HTTP and SSE)")
+    parser.add_argument("--token-info", action="store_true",
+                        help="then check the stored token with get_token_info")
+    parser.add_argument("--info-only", action="store_true",
+                        help="no token call: only get_token_info for --client-id")
     parser.add_argument("server_args", nargs="*", help="arguments for the stdio binary")
     args = parser.parse_args()
     result = asyncio.run(run(args))

@@ -216,6 +216,79 @@ glama_case() {
   done
 }
 
+# ───────────────────────────── a real OpenID provider ─────────────────────────────
+
+# The server as an OAuth resource server (--auth-issuer) in front of the emulator, signed in
+# to by oidc-provider (npm), a real OpenID provider on loopback: its JWT access tokens, by
+# the client-credentials grant, for two agents, each its own principal.
+oidc_cases() {
+  local oidc_port mcp_port secret alice bob out
+  oidc_port=$(free_port)
+  mcp_port=$(free_port)
+  OIDC_RESOURCE=http://127.0.0.1:$mcp_port/mcp
+  secret=oidc-$(od -An -N12 -tx1 /dev/urandom | tr -d ' \n')
+  cp "$HERE/oidc_provider.mjs" "$TOOLS/oidc_provider.mjs"
+  "$NODE_BIN/node" "$TOOLS/oidc_provider.mjs" "$oidc_port" "$OIDC_RESOURCE" "$secret" \
+    >"$WORK/oidc.out" 2>"$WORK/oidc.err" &
+  PIDS+=($!)
+  OIDC_ISSUER=$(wait_for "$WORK/oidc.out" 's#^issuer \(http://127\.0\.0\.1:[0-9]*\)$#\1#p') \
+    || die "oidc-provider did not start: $(cat "$WORK/oidc.err")"
+  RUST_LOG=info "$BIN" --transport http --listen "127.0.0.1:$mcp_port" --login-url "$EMULATOR" \
+    --auth-issuer "$OIDC_ISSUER" --public-url "$OIDC_RESOURCE" \
+    --token-store "$WORK/oidc-tokens.json" >"$WORK/oidc-server.out" 2>"$WORK/oidc-server.err" &
+  PIDS+=($!)
+  wait_for "$WORK/oidc-server.err" 's#.*\(streamable HTTP at\).*#\1#p' >/dev/null \
+    || die "the resource server did not start: $(cat "$WORK/oidc-server.err")"
+  say "oidc-provider at $OIDC_ISSUER; the server at $OIDC_RESOURCE as its resource"
+
+  case_start "oidc|http|challenge" "$WORK/oidc-server.err"
+  check challenge "$OIDC_RESOURCE" --issuer "$OIDC_ISSUER" --resource "$OIDC_RESOURCE"
+  case_end
+
+  alice=$(oidc_token agent-alice "$secret") || die "no access token for agent-alice"
+  bob=$(oidc_token agent-bob "$secret") || die "no access token for agent-bob"
+  local transport era who token expect
+  for transport in http sse; do
+    for era in legacy modern; do
+      for who in alice bob; do
+        # Alice calls the token tool (the pair is stored under her) and then reads her own
+        # token info; Bob, after her, calls only get_token_info for the same client: none.
+        out=$WORK/oidc-$transport-$era-$who
+        if [ "$who" = alice ]; then token=$alice expect=own; else token=$bob expect=none; fi
+        case_start "oidc|$transport|$era|$who" "$out.log"
+        timeout 120 "$PY" "$HERE/python_client.py" --transport "$transport" --era "$era" \
+          --server "${OIDC_RESOURCE%/mcp}/$([ "$transport" = http ] && echo mcp || echo sse)" \
+          --client-id "$CLIENT_ID" --client-secret "$CLIENT_SECRET" --bearer "$token" \
+          "$([ "$who" = bob ] && echo --info-only || echo --token-info)" --out "$out.json" \
+          >"$out.log" 2>&1
+        check tools "$out.json" --open --store
+        [ "$who" = alice ] && check call "$out.json" --emulator "$EMULATOR" --client-id "$CLIENT_ID"
+        check info "$out.json" --expect "$expect"
+        check era "$out.json" --era "$era"
+        case_end
+      done
+    done
+  done
+  # The Inspector CLI with a bearer header: the tool list through the resource server.
+  out=$WORK/oidc-inspector
+  case_start "oidc|http|inspector" "$out.log"
+  inspector --method tools/list --transport http --header "Authorization: Bearer $alice" -- \
+    "$OIDC_RESOURCE" >"$out.json" 2>"$out.log"
+  check tools "$out.json" --open --store
+  case_end
+  if grep -qF "$alice" "$WORK/oidc-server.err" || grep -qF "$bob" "$WORK/oidc-server.err"; then
+    FAILED=$((FAILED + 1))
+    echo "  FAIL oidc: an access token appears in the server's log"
+  fi
+}
+
+# oidc_token CLIENT SECRET: an access token for the server's resource, client-credentials grant.
+oidc_token() {
+  curl -s -u "$1:$2" -d grant_type=client_credentials -d scope=mcp \
+    --data-urlencode "resource=$OIDC_RESOURCE" "$OIDC_ISSUER/token" |
+    "$PY" -c 'import json, sys; print(json.load(sys.stdin)["access_token"])'
+}
+
 # ───────────────────────────── conformance ─────────────────────────────
 
 declare -A CONFORMANCE_PASSED
@@ -307,6 +380,12 @@ print_matrix() {
   printf '%-32s %-12s' "mcp-proxy 6.7.19 (Glama's path)" "$glama"
   printf ' %-12s' n/a n/a n/a n/a n/a
   echo
+  local oidc=pass key
+  for key in "${!RESULT[@]}"; do
+    [[ $key == oidc\|* && ${RESULT[$key]} != pass ]] && oidc=FAIL
+  done
+  printf '%-32s %-12s %-12s %-12s %-12s %-12s %-12s\n' "oidc-provider 9.13.3 (resource)" \
+    n/a n/a "$oidc" "$oidc" "$oidc" "$oidc"
   echo "Glama's path: the server on stdio with no credentials behind mcp-proxy; tools listed"
   echo "through the proxy's /mcp (${RESULT[glama|stdio|via-http]:-n/a}) and /sse" \
     "(${RESULT[glama|stdio|via-sse]:-n/a}). Conformance extension scenarios (tasks, skills):" \
@@ -350,6 +429,9 @@ conformance_suite
 
 say "Glama's path: mcp-proxy -- procore-token-mcp, no credentials"
 glama_case
+
+say "a real OpenID provider: oidc-provider signs agents in to the server (--auth-issuer)"
+oidc_cases
 
 print_matrix
 echo "(interop suite: $SECONDS s)"
