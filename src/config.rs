@@ -11,6 +11,7 @@ use clap::{Args, ValueEnum};
 use crate::{
     procore::{ClientCredentials, LoginBase, LoginBaseError, RequestEncoding},
     secret::Secret,
+    store::{Durability, is_redis_url},
     transport::http_config::{
         DEFAULT_LISTEN, DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_REQUEST_BYTES, DEFAULT_MAX_SESSIONS,
         DEFAULT_READ_TIMEOUT_SECS, DEFAULT_SESSION_IDLE_SECS, HttpConfig, LOOPBACK_HOSTS,
@@ -113,9 +114,16 @@ pub struct ServeArgs {
 
     /// Keep every token response in this file (created 0600, its directory 0700), one
     /// current pair per (login host, client_id); refreshes may then omit refresh_token.
-    /// Several server processes may share one store.
-    #[arg(long, env = "PROCORE_TOKEN_STORE", value_name = "PATH")]
+    /// Several server processes may share one store. Or a Redis that servers on any number
+    /// of machines share: redis://[user:pass@]HOST:PORT[/DB], or rediss:// for TLS.
+    #[arg(long, env = "PROCORE_TOKEN_STORE", value_name = "PATH|URL")]
     pub token_store: Option<PathBuf>,
+
+    /// With a Redis token store: `strict` refuses to start on a Redis that can lose an
+    /// acknowledged pair (appendonly no, appendfsync other than always, an eviction
+    /// policy); `relaxed` warns and starts.
+    #[arg(long, env = "PROCORE_STORE_DURABILITY", value_enum, default_value_t = DurabilityArg::Strict)]
+    pub store_durability: DurabilityArg,
 
     /// With a token store: for this many seconds after the store rotated a refresh token, a
     /// retry with the old token gets the stored new pair instead of a request Procore would
@@ -202,9 +210,38 @@ pub struct Config {
     pub request_encoding: RequestEncoding,
     pub held: Option<ClientCredentials>,
     pub transport: TransportConfig,
-    /// The token store's path, when one is configured.
-    pub token_store: Option<PathBuf>,
+    /// The token store, when one is configured.
+    pub token_store: Option<StoreLocation>,
+    /// How strictly a Redis store's durability settings are checked.
+    pub store_durability: Durability,
     pub reuse_window: Duration,
+}
+
+/// Where the token store is: a file, or a Redis (its URL may hold a password, so it is a
+/// secret; [`crate::store::redacted_location`] gives the printable form).
+#[derive(Debug, Clone)]
+pub enum StoreLocation {
+    File(PathBuf),
+    Redis(Secret),
+}
+
+impl StoreLocation {
+    /// A `redis://` or `rediss://` URL names a Redis; anything else is a path.
+    pub fn of(given: &std::path::Path) -> Self {
+        match given.to_str() {
+            Some(url) if is_redis_url(url) => Self::Redis(Secret::new(url)),
+            _ => Self::File(given.to_path_buf()),
+        }
+    }
+}
+
+/// `--store-durability`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum DurabilityArg {
+    /// Refuse a Redis that can lose an acknowledged pair.
+    Strict,
+    /// Warn about such a Redis and start.
+    Relaxed,
 }
 
 /// Why the configuration cannot be used.
@@ -263,7 +300,11 @@ impl Config {
             },
             held,
             transport,
-            token_store: args.token_store.clone(),
+            token_store: args.token_store.as_deref().map(StoreLocation::of),
+            store_durability: match args.store_durability {
+                DurabilityArg::Strict => Durability::Strict,
+                DurabilityArg::Relaxed => Durability::Relaxed,
+            },
             reuse_window: Duration::from_secs(args.reuse_window_secs),
         })
     }

@@ -4,12 +4,12 @@ use std::process::ExitCode;
 
 use procore_token_mcp::{
     cli::{Cli, Command},
-    config::{Config, TransportConfig},
+    config::{Config, StoreLocation, TransportConfig},
     demo,
     exchange::{StoreSettings, TokenExchange},
     logging,
     procore::ProcoreClient,
-    store::FileStore,
+    store::{FileStore, RedisSettings, RedisStore, TokenStore},
     tools::ProcoreTokenServer,
     transport,
 };
@@ -77,7 +77,7 @@ fn main() -> ExitCode {
         None
     };
     let job = match job {
-        Job::Serve(config, _) => match open_store(&config) {
+        Job::Serve(config, _) => match runtime.block_on(open_store(&config)) {
             Ok(store) => Job::Serve(config, store),
             Err(error) => {
                 eprintln!("procore-token-mcp: {error}");
@@ -118,15 +118,26 @@ fn serve_job(args: &procore_token_mcp::config::ServeArgs) -> anyhow::Result<Job>
 }
 
 /// The token store of `config`, checked (and recovered) before anything is served.
-fn open_store(config: &Config) -> anyhow::Result<Option<StoreSettings>> {
-    Ok(match &config.token_store {
-        Some(path) => Some(StoreSettings {
-            store: std::sync::Arc::new(FileStore::open(path)?),
-            reuse_window: config.reuse_window,
-        }),
-        None => None,
-    })
+async fn open_store(config: &Config) -> anyhow::Result<Option<StoreSettings>> {
+    let store: std::sync::Arc<dyn TokenStore> = match &config.token_store {
+        Some(StoreLocation::File(path)) => std::sync::Arc::new(FileStore::open(path)?),
+        Some(StoreLocation::Redis(url)) => {
+            let settings = RedisSettings {
+                lease: config.timeout + STORE_LEASE_MARGIN,
+                durability: config.store_durability,
+            };
+            std::sync::Arc::new(RedisStore::open(url, &settings).await?)
+        }
+        None => return Ok(None),
+    };
+    Ok(Some(StoreSettings {
+        store,
+        reuse_window: config.reuse_window,
+    }))
 }
+
+/// A shared store's lease outlasts one upstream request by this much.
+const STORE_LEASE_MARGIN: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// SIGXFSZ, sent when a write would exceed `RLIMIT_FSIZE`.
 #[cfg(target_os = "linux")]

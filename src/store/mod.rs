@@ -1,15 +1,17 @@
-//! The token store (opt-in, `--token-store PATH`): one current token pair per pair key
+//! The token store (opt-in, `--token-store PATH` or `--token-store redis://…`): one current token pair per pair key
 //! (principal, login host, client id), behind the [`TokenStore`] trait.
 //!
 //! The exchange changes a pair only under a [`Lease`] (the exclusive right to change that one
 //! pair, held across the upstream call) and sees a pair saved only once it is durable. The
-//! backends: [`FileStore`] (a JSON file several processes may share) and [`MemoryStore`]
-//! (this process only). A backend's own refusals (file modes, a corrupt file) are raised when
+//! backends: [`FileStore`] (a JSON file several processes may share), [`RedisStore`] (one
+//! Redis that processes on any number of machines share) and [`MemoryStore`] (this process
+//! only). A backend's own refusals (file modes, a corrupt file) are raised when
 //! it is opened; nothing in a store is ever silently discarded. Consumed refresh tokens are
 //! remembered only as SHA-256 hashes, to recognise a retry within the reuse window.
 
 mod file;
 mod memory;
+mod redis;
 
 use std::{any::Any, fmt, time::Duration};
 
@@ -19,6 +21,9 @@ use serde_json::Value;
 
 pub use file::{FileError, FileStore};
 pub use memory::MemoryStore;
+pub use redis::{
+    Durability, RedisSettings, RedisStore, RedisStoreError, is_redis_url, redacted_location,
+};
 
 use crate::{
     oauth::{AccessToken, ClientId, ClientSecret, RefreshToken},
@@ -156,6 +161,9 @@ pub enum StoreError {
     /// The file backend's own failures (permissions, a corrupt file, I/O).
     #[error(transparent)]
     File(#[from] FileError),
+    /// The Redis backend's own failures (unreachable, refused settings, a newer format).
+    #[error(transparent)]
+    Redis(#[from] RedisStoreError),
     #[error("token store {location} is locked by another process and stayed locked for {waited:?}")]
     LockTimeout { location: String, waited: Duration },
     #[error("token store {location}: the pair of {key} was changed without this call's lease")]

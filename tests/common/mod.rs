@@ -9,6 +9,7 @@ pub mod emulator_flow;
 pub mod faulty_upstream;
 pub mod fixtures;
 pub mod raw_mcp;
+pub mod redis_server;
 pub mod sse_client;
 pub mod sse_events;
 
@@ -316,6 +317,8 @@ impl Launch {
             "PROCORE_LOGIN_URL",
             "PROCORE_TIMEOUT_SECS",
             "PROCORE_MAX_RESPONSE_BYTES",
+            "PROCORE_TOKEN_STORE",
+            "PROCORE_STORE_DURABILITY",
             "MCP_TRANSPORT",
             "MCP_LISTEN",
             "MCP_ALLOWED_HOSTS",

@@ -20,6 +20,7 @@ mod forwarding;
 mod hostile_clients;
 mod http_access;
 mod http_limits;
+mod replicas;
 mod secrets;
 mod startup;
 mod token_store;

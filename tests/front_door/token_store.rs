@@ -46,9 +46,15 @@ impl Drop for StoreDir {
 
 /// The server against `emulator`, holding its credentials, keeping tokens in `store`.
 fn launch(emulator: &RunningEmulator, store: &Path) -> Launch {
+    launch_on(emulator, store.to_str().unwrap())
+}
+
+/// The server against `emulator`, holding its credentials, with `--token-store store` (a
+/// path or a Redis URL).
+pub(crate) fn launch_on(emulator: &RunningEmulator, store: &str) -> Launch {
     Launch::against(emulator.base_url())
         .arg("--token-store")
-        .arg(store.to_str().unwrap())
+        .arg(store)
         .env("PROCORE_CLIENT_ID", emulator.client_id())
         .env("PROCORE_CLIENT_SECRET", emulator.client_secret().expose())
 }
@@ -75,7 +81,7 @@ fn stored(store: &Path) -> Value {
 }
 
 /// The second text block of a result: where the store's warning goes.
-fn store_warning(result: &CallToolResult) -> String {
+pub(crate) fn store_warning(result: &CallToolResult) -> String {
     result
         .content
         .get(1)
@@ -84,19 +90,19 @@ fn store_warning(result: &CallToolResult) -> String {
         .unwrap_or_default()
 }
 
-fn tokens_of(result: &CallToolResult) -> Value {
+pub(crate) fn tokens_of(result: &CallToolResult) -> Value {
     assert!(!is_error(result), "{}", text(result));
     serde_json::from_str(&text(result)).unwrap()
 }
 
-fn field(value: &Value, name: &str) -> String {
+pub(crate) fn field(value: &Value, name: &str) -> String {
     value[name]
         .as_str()
         .unwrap_or_else(|| panic!("{name} in {value}"))
         .to_owned()
 }
 
-async fn call(client: &Client, tool: &str, arguments: Value) -> CallToolResult {
+pub(crate) async fn call(client: &Client, tool: &str, arguments: Value) -> CallToolResult {
     client
         .call_tool(CallToolRequestParams::new(tool.to_owned()).with_arguments(args(arguments)))
         .await
@@ -104,7 +110,7 @@ async fn call(client: &Client, tool: &str, arguments: Value) -> CallToolResult {
 }
 
 /// A user authorizes out of band; the tool exchanges the code. The first pair.
-async fn first_pair(client: &Client, emulator: &RunningEmulator) -> Value {
+pub(crate) async fn first_pair(client: &Client, emulator: &RunningEmulator) -> Value {
     let code = authorize_as_user(&emulator.authorize_url(OOB, "state-1")).await;
     let result = call(
         client,
@@ -115,7 +121,7 @@ async fn first_pair(client: &Client, emulator: &RunningEmulator) -> Value {
     tokens_of(&result)
 }
 
-fn delay_refreshes(emulator: &RunningEmulator, ms: u64) {
+pub(crate) fn delay_refreshes(emulator: &RunningEmulator, ms: u64) {
     emulator
         .arm(Fault::Delay(DelayFault {
             ms,
@@ -222,7 +228,7 @@ async fn two_processes_sharing_a_store_refresh_once() {
 // ───────────────────────────── lost answers ─────────────────────────────
 
 /// POST a refresh over a raw streamable HTTP session and hang up before the answer.
-async fn refresh_and_hang_up(server: &HttpServer, refresh_token: &str) {
+pub(crate) async fn refresh_and_hang_up(server: &HttpServer, refresh_token: &str) {
     let http = http();
     let initialize = json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
         "protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}});
@@ -464,7 +470,7 @@ async fn sigkill_during_a_refresh_never_leaves_a_torn_store() {
 
 // ───────────────────────────── refusals ─────────────────────────────
 
-async fn refused_at_start(launch: &Launch, expected: &[&str]) {
+pub(crate) async fn refused_at_start(launch: &Launch, expected: &[&str]) {
     let output = launch.command().output().await.unwrap();
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(2), "{stderr}");

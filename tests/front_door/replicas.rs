@@ -1,0 +1,273 @@
+//! Several server processes on one real Redis (`--token-store redis://…`), against the
+//! emulator: the store's promises across processes (one upstream refresh for a storm
+//! through both, every caller the same answer; the reuse window and a lost answer
+//! recovered on the other process), Redis killed and restarted from its append-only file,
+//! the durability settings refused at start-up, and the URL's password kept out of every
+//! log line. Each test starts its own `redis-server` (Debian package redis-server) and stops
+//! it by its PID; without one installed a test says so and passes, except under CI=true.
+
+use std::time::Duration;
+
+use crate::common::{emulator_flow::*, redis_server::RedisServer, *};
+use crate::token_store::{
+    call, delay_refreshes, field, first_pair, launch_on, refresh_and_hang_up, refused_at_start,
+    tokens_of,
+};
+use procore_emulator::{EmulatorConfig, GrantType};
+use rmcp::model::CallToolResult;
+use serde_json::{Value, json};
+
+fn replayed(result: &CallToolResult) -> bool {
+    result.meta.as_ref().is_some_and(|meta| {
+        meta.0
+            .contains_key("io.github.procore-token-mcp/replayed-from-store")
+    })
+}
+
+/// Every caller got the same new pair from one upstream refresh, and Redis holds it.
+fn assert_one_refresh_for_all(
+    emulator: &procore_emulator::RunningEmulator,
+    redis: &RedisServer,
+    results: &[CallToolResult],
+    old_refresh: &str,
+) {
+    assert_eq!(
+        emulator.token_requests(GrantType::RefreshToken),
+        1,
+        "one upstream refresh"
+    );
+    assert_eq!(emulator.successful_refreshes(), 1);
+    let answers: Vec<Value> = results.iter().map(tokens_of).collect();
+    assert!(
+        answers.iter().all(|answer| *answer == answers[0]),
+        "every caller the same answer"
+    );
+    assert_ne!(field(&answers[0], "refresh_token"), old_refresh);
+    assert_eq!(redis.stored(), answers[0], "Redis holds the new pair");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ten_refreshes_through_two_processes_on_one_redis_are_one_upstream_refresh() {
+    let Some(redis) = RedisServer::start(&[]) else {
+        return;
+    };
+    let emulator = start_emulator(EmulatorConfig::generated()).await;
+    let (one, _a) = stdio_client(&launch_on(&emulator, &redis.url())).await;
+    let (two, _b) = stdio_client(&launch_on(&emulator, &redis.url())).await;
+    let first = first_pair(&one, &emulator).await;
+    assert_eq!(redis.stored(), first, "the first pair is in Redis");
+    let old_refresh = field(&first, "refresh_token");
+
+    delay_refreshes(&emulator, 500);
+    let arguments = json!({"grant_type": "refresh_token", "refresh_token": old_refresh});
+    let calls = (0..10).map(|i| {
+        let client = if i % 2 == 0 { &one } else { &two };
+        call(client, TOOL, arguments.clone())
+    });
+    let results = futures::future::join_all(calls).await;
+    assert_one_refresh_for_all(&emulator, &redis, &results, &old_refresh);
+    one.cancel().await.unwrap();
+    two.cancel().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refreshes_of_the_stored_pair_through_two_processes_rotate_it_once() {
+    let Some(redis) = RedisServer::start(&[]) else {
+        return;
+    };
+    let emulator = start_emulator(EmulatorConfig::generated()).await;
+    let (one, _a) = stdio_client(&launch_on(&emulator, &redis.url())).await;
+    let (two, _b) = stdio_client(&launch_on(&emulator, &redis.url())).await;
+    let first = first_pair(&one, &emulator).await;
+
+    delay_refreshes(&emulator, 500);
+    // Without refresh_token: each process refreshes whatever pair Redis holds.
+    let arguments = json!({"grant_type": "refresh_token"});
+    let calls = (0..10).map(|i| {
+        let client = if i % 2 == 0 { &one } else { &two };
+        call(client, TOOL, arguments.clone())
+    });
+    let results = futures::future::join_all(calls).await;
+    assert_one_refresh_for_all(&emulator, &redis, &results, &field(&first, "refresh_token"));
+    one.cancel().await.unwrap();
+    two.cancel().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_answer_lost_on_one_process_is_recovered_on_the_other_and_nothing_is_sent() {
+    let Some(redis) = RedisServer::start(&[]) else {
+        return;
+    };
+    let emulator = start_emulator(EmulatorConfig::generated()).await;
+    let server = HttpServer::start(&launch_on(&emulator, &redis.url())).await;
+    let (other, _logs) = stdio_client(&launch_on(&emulator, &redis.url())).await;
+    let client = server.legacy_client().await;
+    let first = first_pair(&client, &emulator).await;
+    let old_refresh = field(&first, "refresh_token");
+
+    delay_refreshes(&emulator, 600);
+    refresh_and_hang_up(&server, &old_refresh).await;
+    // The first process finishes the refresh on its own and commits the new pair.
+    for _ in 0..150 {
+        if field(&redis.stored(), "refresh_token") != old_refresh {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let kept = redis.stored();
+    assert_ne!(field(&kept, "refresh_token"), old_refresh, "committed");
+    assert_eq!(emulator.successful_refreshes(), 1);
+
+    // The caller retries with the token it still has, on the other process: the stored
+    // successor, and nothing sent.
+    let retry = call(
+        &other,
+        TOOL,
+        json!({"grant_type": "refresh_token", "refresh_token": old_refresh}),
+    )
+    .await;
+    assert_eq!(tokens_of(&retry), kept);
+    assert!(replayed(&retry), "answered from the store");
+    assert_eq!(
+        emulator.token_requests(GrantType::RefreshToken),
+        1,
+        "nothing more was sent"
+    );
+    // And the successor's own refresh token renews, through either process.
+    let renewed = call(
+        &other,
+        TOOL,
+        json!({"grant_type": "refresh_token", "refresh_token": field(&kept, "refresh_token")}),
+    )
+    .await;
+    assert_eq!(tokens_of(&renewed), redis.stored());
+    assert_eq!(emulator.successful_refreshes(), 2);
+    client.cancel().await.unwrap();
+    other.cancel().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_down_is_a_tool_error_with_nothing_sent_and_a_restart_recovers_the_pair() {
+    let Some(mut redis) = RedisServer::start(&[]) else {
+        return;
+    };
+    let emulator = start_emulator(EmulatorConfig::generated()).await;
+    let (client, logs) = stdio_client(&launch_on(&emulator, &redis.url())).await;
+    let first = first_pair(&client, &emulator).await;
+    let old_refresh = field(&first, "refresh_token");
+
+    redis.kill();
+    let down = call(
+        &client,
+        TOOL,
+        json!({"grant_type": "refresh_token", "refresh_token": old_refresh}),
+    )
+    .await;
+    assert!(is_error(&down), "{}", text(&down));
+    assert!(
+        text(&down).contains(&format!("token store {}", redis.url())),
+        "names the store: {}",
+        text(&down)
+    );
+    assert_eq!(
+        emulator.token_requests(GrantType::RefreshToken),
+        0,
+        "nothing sent without the store"
+    );
+
+    // Back from its append-only file: the server reconnects by itself, and the pair the
+    // code gave survived the kill (a refresh of "the stored pair" finds it).
+    redis.restart();
+    assert_eq!(redis.stored(), first, "the pair survived kill -9");
+    let mut answer = None;
+    for _ in 0..100 {
+        let result = call(&client, TOOL, json!({"grant_type": "refresh_token"})).await;
+        if !is_error(&result) {
+            answer = Some(result);
+            break;
+        }
+        assert!(
+            text(&result).contains("token store"),
+            "only the store fails: {}",
+            text(&result)
+        );
+        assert_eq!(emulator.token_requests(GrantType::RefreshToken), 0);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let answer = answer.unwrap_or_else(|| panic!("never recovered: {}", logs.text()));
+    let renewed = tokens_of(&answer);
+    assert_ne!(field(&renewed, "refresh_token"), old_refresh);
+    assert_eq!(emulator.token_requests(GrantType::RefreshToken), 1);
+    assert_eq!(redis.stored(), renewed);
+    client.cancel().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_redis_that_can_lose_pairs_is_refused_unless_durability_is_relaxed() {
+    let emulator = start_emulator(EmulatorConfig::generated()).await;
+    for (setting, value) in [
+        ("appendonly", "no"),
+        ("appendfsync", "everysec"),
+        ("maxmemory-policy", "allkeys-lru"),
+    ] {
+        let flag = format!("--{setting}");
+        let Some(redis) = RedisServer::start(&[&flag, value]) else {
+            return;
+        };
+        let launch = launch_on(&emulator, &redis.url());
+        refused_at_start(
+            &launch,
+            &[setting, value, &redis.url(), "--store-durability relaxed"],
+        )
+        .await;
+
+        let relaxed = launch.clone().arg("--store-durability").arg("relaxed");
+        let server = HttpServer::start(&relaxed).await;
+        let logs = server.stop().await;
+        assert!(
+            logs.contains(setting) && logs.contains("started anyway"),
+            "warned about {setting}: {logs}"
+        );
+    }
+    // The environment variable does the same.
+    let Some(redis) = RedisServer::start(&["--appendonly", "no"]) else {
+        return;
+    };
+    let launch = launch_on(&emulator, &redis.url()).env("PROCORE_STORE_DURABILITY", "relaxed");
+    let (client, _logs) = stdio_client(&launch).await;
+    first_pair(&client, &emulator).await;
+    client.cancel().await.unwrap();
+}
+
+#[tokio::test]
+async fn the_redis_password_never_appears_in_a_log_line_or_an_error() {
+    const PASSWORD: &str = "redis-canary-pw-7f3a9c1e5b";
+    let Some(redis) = RedisServer::start(&["--requirepass", PASSWORD]) else {
+        return;
+    };
+    let emulator = start_emulator(EmulatorConfig::generated()).await;
+    let url = format!("redis://:{PASSWORD}@127.0.0.1:{}/0", redis.port());
+    let launch = launch_on(&emulator, &url).env("RUST_LOG", "trace");
+    let (client, logs) = stdio_client(&launch).await;
+    first_pair(&client, &emulator).await;
+    client.cancel().await.unwrap();
+    let logged = logs.until_closed().await;
+    assert!(
+        logged.contains(&redis.url()),
+        "the store is named without its password: {logged}"
+    );
+    assert!(logged.contains("plain text"), "warns of plain text at rest");
+    assert!(!logged.contains(PASSWORD), "{logged}");
+
+    // A wrong password is refused at start-up, naming the store, not the password.
+    let wrong = format!("redis://:wrong-{PASSWORD}@127.0.0.1:{}/0", redis.port());
+    let output = launch_on(&emulator, &wrong)
+        .command()
+        .output()
+        .await
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains(&redis.url()), "{stderr}");
+    assert!(!stderr.contains(PASSWORD), "{stderr}");
+}
