@@ -786,3 +786,234 @@ return {'removed', string.format('%d', version + 1)}
 ",
     )
 });
+
+/// The tests' real redis-server, shared with the front-door tests (which use more of it).
+#[cfg(test)]
+#[allow(dead_code)]
+#[path = "../../tests/common/redis_server.rs"]
+mod redis_server;
+
+#[cfg(test)]
+mod tests {
+    use super::{redis_server::RedisServer, *};
+    use crate::store::{MemoryStore, tests::pair};
+
+    fn settings(lease_ms: u64) -> RedisSettings {
+        RedisSettings {
+            lease: Duration::from_millis(lease_ms),
+            durability: Durability::Strict,
+        }
+    }
+
+    async fn open(redis: &RedisServer, lease_ms: u64) -> RedisStore {
+        RedisStore::open(&Secret::new(redis.url()), &settings(lease_ms))
+            .await
+            .unwrap()
+    }
+
+    fn now_ms() -> u64 {
+        u64::try_from(
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_millis(),
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn the_location_never_carries_the_password() {
+        assert_eq!(
+            redacted_location("redis://user:hunter2@cache.internal:6380/3").unwrap(),
+            "redis://cache.internal:6380/3"
+        );
+        assert_eq!(
+            redacted_location("rediss://:hunter2@cache.internal").unwrap(),
+            "rediss://cache.internal:6379/0"
+        );
+        let error = redacted_location("redis://:hunter2@")
+            .unwrap_err()
+            .to_string();
+        assert!(!error.contains("hunter2"), "{error}");
+        assert!(is_redis_url("rediss://h") && !is_redis_url("/var/tokens.json"));
+    }
+
+    #[tokio::test]
+    async fn a_lease_excludes_another_opening_until_dropped_and_outlives_its_expiry() {
+        let Some(redis) = RedisServer::start(&[]) else {
+            return;
+        };
+        let (one, two) = (open(&redis, 300).await, open(&redis, 300).await);
+        let a = PairKey::local("https://login.procore.com", "a");
+        let b = PairKey::local("https://login.procore.com", "b");
+        let held = one.lease(&a, Duration::from_secs(1)).await.unwrap();
+        // Renewed while held: well past its 300 ms, the other opening still waits.
+        tokio::time::sleep(Duration::from_millis(700)).await;
+        let waiting = two.lease(&a, Duration::from_millis(100)).await;
+        assert!(matches!(waiting, Err(StoreError::LockTimeout { .. })));
+        assert!(
+            two.lease(&b, Duration::from_millis(100)).await.is_ok(),
+            "another pair is not held up"
+        );
+        drop(held);
+        assert!(two.lease(&a, Duration::from_secs(1)).await.is_ok());
+    }
+
+    #[tokio::test]
+    async fn a_lock_whose_holder_died_runs_out_and_the_next_holder_proceeds() {
+        let Some(redis) = RedisServer::start(&[]) else {
+            return;
+        };
+        let store = open(&redis, 300).await;
+        let key = PairKey::local("https://login.procore.com", "a");
+        // A holder that took the lock and died: nobody renews or releases it.
+        let keys = Keys::of(&key);
+        let _: Vec<String> = LOCK
+            .key(&keys.lock)
+            .key(&keys.fence)
+            .key(&keys.pair)
+            .arg("dead-holder")
+            .arg(400)
+            .invoke_async(&mut store.connection())
+            .await
+            .unwrap();
+        let early = store.lease(&key, Duration::from_millis(100)).await;
+        assert!(matches!(early, Err(StoreError::LockTimeout { .. })));
+        let started = Instant::now();
+        let lease = store.lease(&key, Duration::from_secs(3)).await.unwrap();
+        assert!(
+            started.elapsed() < Duration::from_secs(1),
+            "after the lease, not the patience"
+        );
+        drop(lease);
+    }
+
+    #[tokio::test]
+    async fn pairs_round_trip_and_a_retried_commit_is_already_stored_not_written_twice() {
+        let Some(redis) = RedisServer::start(&[]) else {
+            return;
+        };
+        let store = open(&redis, 5000).await;
+        let stored = pair("a", r#"{"access_token":"x","refresh_token":"y"}"#);
+        let key = stored.key.clone();
+        assert!(store.load(&key).await.unwrap().is_none());
+        let lease = store.lease(&key, Duration::from_secs(1)).await.unwrap();
+        let before = now_ms();
+        store.save(&lease, stored.clone()).await.unwrap();
+        let loaded = store.load(&key).await.unwrap().unwrap();
+        assert_eq!(loaded.response(), stored.response());
+        assert_eq!(loaded.credentials_sha256, stored.credentials_sha256);
+        // The rotation is timed when the store learned of it, by Redis's clock.
+        let rotation = loaded.rotated_from.first().unwrap();
+        assert_eq!(rotation.refresh_token_sha256, sha256_hex("old"));
+        assert!(rotation.at_ms >= before - 1000 && rotation.at_ms <= now_ms() + 1000);
+
+        // The commit's reply was lost: the same commit again, at the version read before.
+        let keys = Keys::of(&key);
+        assert_eq!(
+            store.commit(&keys, &stored, 0).await.unwrap(),
+            1,
+            "already stored"
+        );
+        // Another pair at that stale version: a newer one exists.
+        let other = pair("a", r#"{"access_token":"x2","refresh_token":"y2"}"#);
+        assert!(matches!(
+            store.commit(&keys, &other, 0).await,
+            Err(StoreError::Redis(RedisStoreError::Superseded {
+                found: 1,
+                read: 0,
+                ..
+            }))
+        ));
+        // Under the lease, which knows version 1, the next pair is written, keeping the
+        // remembered rotation's time.
+        store.save(&lease, other).await.unwrap();
+        let loaded = store.load(&key).await.unwrap().unwrap();
+        assert_eq!(loaded.refresh_token().unwrap().expose(), "y2");
+        assert_eq!(loaded.rotated_from.first().unwrap().at_ms, rotation.at_ms);
+
+        // A lease of another store, or of another key, changes nothing.
+        let foreign = MemoryStore::new()
+            .lease(&key, Duration::from_secs(1))
+            .await
+            .unwrap();
+        assert!(matches!(
+            store.remove(&foreign).await,
+            Err(StoreError::LeaseLost { .. })
+        ));
+        let b = pair("b", r#"{"access_token":"z"}"#);
+        assert!(
+            store.save(&lease, b.clone()).await.is_err(),
+            "a lease is for its key"
+        );
+
+        let host = "https://login.procore.com";
+        let only = store.only_pair_of(&Principal::local(), host).await.unwrap();
+        assert_eq!(only.unwrap().key, key);
+        let lease_b = store.lease(&b.key, Duration::from_secs(1)).await.unwrap();
+        store.save(&lease_b, b).await.unwrap();
+        let only = store.only_pair_of(&Principal::local(), host).await.unwrap();
+        assert!(only.is_none(), "two pairs: none is the only one");
+
+        assert!(store.remove(&lease).await.unwrap());
+        assert!(!store.remove(&lease).await.unwrap());
+        assert!(store.load(&key).await.unwrap().is_none());
+        // Versions never repeat: a pair saved after the removal is version 4.
+        store.save(&lease, stored).await.unwrap();
+        let version: String = store.connection().hget(&keys.pair, "ver").await.unwrap();
+        assert_eq!(version, "4");
+    }
+
+    #[tokio::test]
+    async fn a_users_pair_is_not_the_local_ones() {
+        let Some(redis) = RedisServer::start(&[]) else {
+            return;
+        };
+        let store = open(&redis, 5000).await;
+        let mut theirs = pair("a", r#"{"access_token":"u"}"#);
+        theirs.key.principal = Principal::user("-");
+        let lease = store
+            .lease(&theirs.key, Duration::from_secs(1))
+            .await
+            .unwrap();
+        store.save(&lease, theirs.clone()).await.unwrap();
+        let loaded = store.load(&theirs.key).await.unwrap().unwrap();
+        assert_eq!(loaded.key.principal, Principal::user("-"));
+        let local = PairKey::local("https://login.procore.com", "a");
+        assert!(store.load(&local).await.unwrap().is_none());
+        let host = "https://login.procore.com";
+        assert!(
+            store
+                .only_pair_of(&Principal::local(), host)
+                .await
+                .unwrap()
+                .is_none()
+        );
+        let only = store
+            .only_pair_of(&Principal::user("-"), host)
+            .await
+            .unwrap();
+        assert_eq!(only.unwrap().key, theirs.key);
+    }
+
+    #[tokio::test]
+    async fn a_newer_key_format_is_refused_at_open() {
+        let Some(redis) = RedisServer::start(&[]) else {
+            return;
+        };
+        let _: () = ::redis::cmd("HSET")
+            .arg(META_KEY)
+            .arg("format")
+            .arg(2)
+            .query(&mut redis.connection())
+            .unwrap();
+        let error = RedisStore::open(&Secret::new(redis.url()), &settings(5000))
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.contains("newer version") && error.contains(&redis.url()),
+            "{error}"
+        );
+    }
+}
