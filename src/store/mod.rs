@@ -49,7 +49,9 @@ pub trait TokenStore: Send + Sync + fmt::Debug {
     fn load<'a>(&'a self, key: &'a PairKey) -> StoreFuture<'a, Option<StoredPair>>;
 
     /// Make `pair` the current pair of the lease's key, durably. Fails if the lease is not
-    /// (or no longer) this store's lease on `pair.key`.
+    /// (or no longer) this store's lease on `pair.key`. The Redis store ends the lease's
+    /// exclusion here (its commit clears the lock in the same step); a later save under the
+    /// same lease is still refused if another holder stored a pair meanwhile.
     fn save<'a>(&'a self, lease: &'a Lease, pair: StoredPair) -> StoreFuture<'a, ()>;
 
     /// Forget the current pair of the lease's key; whether there was one.

@@ -10,7 +10,10 @@
 //! password never appears in [`TokenStore::location`], an error or a log line.
 
 use std::{
-    sync::atomic::{AtomicU64, Ordering},
+    sync::{
+        Arc,
+        atomic::{AtomicBool, AtomicU64, Ordering},
+    },
     time::{Duration, Instant},
 };
 
@@ -109,6 +112,10 @@ impl std::fmt::Debug for RedisStore {
 /// releases the lock when this is dropped.
 struct Held {
     location: String,
+    /// The lock's value: `<fence>:<owner>`.
+    token: String,
+    /// Set once a commit cleared the lock: the renewer then has nothing left to do.
+    released: Arc<AtomicBool>,
     /// The pair's version this lease last read or wrote: a save expects it.
     version: AtomicU64,
     _renewer: tokio::sync::oneshot::Sender<()>,
@@ -323,17 +330,21 @@ impl RedisStore {
     /// The lease on `key` whose lock is `token`, renewed in the background until dropped.
     fn leased(&self, keys: &Keys, key: &PairKey, token: String, version: u64) -> Lease {
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let released = Arc::new(AtomicBool::new(false));
         let renewer = Renewer {
             connection: self.connection(),
             lock: keys.lock.clone(),
-            token,
+            token: token.clone(),
             lease_ms: self.lease_ms,
+            released: released.clone(),
         };
         tokio::spawn(renewer.run(stopped));
         Lease::new(
             key.clone(),
             Held {
                 location: self.location.clone(),
+                token,
+                released,
                 version: AtomicU64::new(version),
                 _renewer: stop,
             },
@@ -393,6 +404,7 @@ impl RedisStore {
         keys: &Keys,
         pair: &StoredPair,
         version: u64,
+        lock_token: &str,
     ) -> Result<u64, StoreError> {
         let refresh_hash = pair
             .refresh_token()
@@ -402,6 +414,7 @@ impl RedisStore {
         script
             .key(&keys.pair)
             .key(&keys.rot)
+            .key(&keys.lock)
             .arg(version)
             .arg(&refresh_hash)
             .arg(pair.response().expose())
@@ -409,6 +422,7 @@ impl RedisStore {
             .arg(principal_field(&pair.key.principal))
             .arg(&pair.key.login_host)
             .arg(&pair.key.client_id)
+            .arg(lock_token)
             .arg(pair.rotated_from.len());
         for rotation in &pair.rotated_from {
             script.arg(&rotation.refresh_token_sha256);
@@ -457,6 +471,7 @@ struct Renewer {
     lock: String,
     token: String,
     lease_ms: u64,
+    released: Arc<AtomicBool>,
 }
 
 impl Renewer {
@@ -466,18 +481,24 @@ impl Renewer {
             tokio::select! {
                 _ = &mut stopped => break,
                 () = tokio::time::sleep(every) => {
+                    if self.released.load(Ordering::SeqCst) {
+                        return;
+                    }
                     let renewed: Result<i64, RedisError> = RENEW
                         .key(&self.lock)
                         .arg(&self.token)
                         .arg(self.lease_ms)
                         .invoke_async(&mut self.connection)
                         .await;
-                    if let Ok(0) = renewed {
+                    if let Ok(0) = renewed && !self.released.load(Ordering::SeqCst) {
                         tracing::warn!("a token store lease ran out while held; a commit still stores its pair unless a newer one exists");
                         return;
                     }
                 }
             }
+        }
+        if self.released.load(Ordering::SeqCst) {
+            return;
         }
         let released: Result<i64, RedisError> = RELEASE
             .key(&self.lock)
@@ -535,8 +556,11 @@ impl TokenStore for RedisStore {
                 });
             }
             let version = held.version.load(Ordering::SeqCst);
-            let stored = self.commit(&Keys::of(&pair.key), &pair, version).await?;
+            let stored = self
+                .commit(&Keys::of(&pair.key), &pair, version, &held.token)
+                .await?;
             held.version.store(stored, Ordering::SeqCst);
+            held.released.store(true, Ordering::SeqCst);
             Ok(())
         }
         .boxed()
@@ -731,37 +755,45 @@ return 0
     )
 });
 
-/// The commit: KEYS pair, rot; ARGV version read, refresh-token hash, response,
-/// credentials hash, principal, login host, client id, the number of rotations and their
-/// hashes (newest first). `already stored` when the pair holds this refresh token,
-/// `superseded` when a newer version exists, else written with version + 1. A rotation
-/// already in `rot` keeps its time; a new one is timed now, by Redis's clock.
+/// The commit: KEYS pair, rot, lock; ARGV version read, refresh-token hash, response,
+/// credentials hash, principal, login host, client id, the lock's value, the number of
+/// rotations and their hashes (newest first). `stored` when the pair already holds this
+/// refresh token (a retried commit), `superseded` when a newer version exists, else written
+/// with version + 1. A rotation already in `rot` keeps its time; a new one is timed now, by
+/// Redis's clock. The lock is cleared if still this holder's, in the same step, so a crash
+/// right after a commit leaves no lock to wait out. Lock ownership decides nothing else.
 static COMMIT: std::sync::LazyLock<Script> = std::sync::LazyLock::new(|| {
     Script::new(
         r"
 local time = redis.call('TIME')
 local now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
 local version = tonumber(redis.call('HGET', KEYS[1], 'ver') or '0')
+local function release()
+  if redis.call('GET', KEYS[3]) == ARGV[8] then
+    redis.call('DEL', KEYS[3])
+  end
+end
 if ARGV[2] ~= '' and redis.call('HGET', KEYS[1], 'resp')
    and redis.call('HGET', KEYS[1], 'rt') == ARGV[2] then
+  release()
   return {'stored', string.format('%d', version)}
 end
 if version > tonumber(ARGV[1]) then
   return {'superseded', string.format('%d', version)}
 end
-local count = tonumber(ARGV[8])
+local count = tonumber(ARGV[9])
 local scores = {}
 for i = 1, count do
-  local hash = ARGV[8 + i]
-  scores[i] = redis.call('ZSCORE', KEYS[2], hash) or string.format('%.0f', now)
+  scores[i] = redis.call('ZSCORE', KEYS[2], ARGV[9 + i]) or string.format('%.0f', now)
 end
 redis.call('DEL', KEYS[2])
 for i = 1, count do
-  redis.call('ZADD', KEYS[2], scores[i], ARGV[8 + i])
+  redis.call('ZADD', KEYS[2], scores[i], ARGV[9 + i])
 end
-redis.call('HSET', KEYS[1], 'ver', string.format('%d', version + 1), 'resp', ARGV[3], 'rt', ARGV[2],
-  'cred', ARGV[4], 'principal', ARGV[5], 'host', ARGV[6], 'cid', ARGV[7],
+redis.call('HSET', KEYS[1], 'ver', string.format('%d', version + 1), 'resp', ARGV[3],
+  'rt', ARGV[2], 'cred', ARGV[4], 'principal', ARGV[5], 'host', ARGV[6], 'cid', ARGV[7],
   'stored_ms', string.format('%.0f', now))
+release()
 return {'committed', string.format('%d', version + 1)}
 ",
     )
@@ -900,6 +932,14 @@ mod tests {
         let lease = store.lease(&key, Duration::from_secs(1)).await.unwrap();
         let before = now_ms();
         store.save(&lease, stored.clone()).await.unwrap();
+        // The commit cleared the lock: nobody waits for this lease's drop.
+        let other_opening = open(&redis, 5000).await;
+        assert!(
+            other_opening
+                .lease(&key, Duration::from_millis(100))
+                .await
+                .is_ok()
+        );
         let loaded = store.load(&key).await.unwrap().unwrap();
         assert_eq!(loaded.response(), stored.response());
         assert_eq!(loaded.credentials_sha256, stored.credentials_sha256);
@@ -911,14 +951,14 @@ mod tests {
         // The commit's reply was lost: the same commit again, at the version read before.
         let keys = Keys::of(&key);
         assert_eq!(
-            store.commit(&keys, &stored, 0).await.unwrap(),
+            store.commit(&keys, &stored, 0, "").await.unwrap(),
             1,
             "already stored"
         );
         // Another pair at that stale version: a newer one exists.
         let other = pair("a", r#"{"access_token":"x2","refresh_token":"y2"}"#);
         assert!(matches!(
-            store.commit(&keys, &other, 0).await,
+            store.commit(&keys, &other, 0, "").await,
             Err(StoreError::Redis(RedisStoreError::Superseded {
                 found: 1,
                 read: 0,

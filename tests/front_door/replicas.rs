@@ -11,7 +11,7 @@ use std::time::Duration;
 use crate::common::{emulator_flow::*, redis_server::RedisServer, *};
 use crate::token_store::{
     call, delay_refreshes, field, first_pair, launch_on, refresh_and_hang_up, refused_at_start,
-    tokens_of,
+    store_warning, tokens_of,
 };
 use procore_emulator::{EmulatorConfig, GrantType};
 use rmcp::model::CallToolResult;
@@ -180,6 +180,7 @@ async fn redis_down_is_a_tool_error_with_nothing_sent_and_a_restart_recovers_the
     redis.restart();
     assert_eq!(redis.stored(), first, "the pair survived kill -9");
     let mut answer = None;
+    let recovering = std::time::Instant::now();
     for _ in 0..100 {
         let result = call(&client, TOOL, json!({"grant_type": "refresh_token"})).await;
         if !is_error(&result) {
@@ -195,6 +196,10 @@ async fn redis_down_is_a_tool_error_with_nothing_sent_and_a_restart_recovers_the
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let answer = answer.unwrap_or_else(|| panic!("never recovered: {}", logs.text()));
+    assert!(
+        recovering.elapsed() < Duration::from_secs(10),
+        "no lock was left to wait out: the commit cleared it"
+    );
     let renewed = tokens_of(&answer);
     assert_ne!(field(&renewed, "refresh_token"), old_refresh);
     assert_eq!(emulator.token_requests(GrantType::RefreshToken), 1);
@@ -270,4 +275,103 @@ async fn the_redis_password_never_appears_in_a_log_line_or_an_error() {
     assert_eq!(output.status.code(), Some(2), "{stderr}");
     assert!(stderr.contains(&redis.url()), "{stderr}");
     assert!(!stderr.contains(PASSWORD), "{stderr}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_killed_mid_refresh_and_restarted_the_commit_goes_through_and_survives_a_kill() {
+    let Some(mut redis) = RedisServer::start(&[]) else {
+        return;
+    };
+    let emulator = start_emulator(EmulatorConfig::generated()).await;
+    let (client, logs) = stdio_client(&launch_on(&emulator, &redis.url())).await;
+    let first = first_pair(&client, &emulator).await;
+    let old_refresh = field(&first, "refresh_token");
+
+    delay_refreshes(&emulator, 1000);
+    let refresh = call(
+        &client,
+        TOOL,
+        json!({"grant_type": "refresh_token", "refresh_token": old_refresh}),
+    );
+    let outage = async {
+        wait_until(
+            || emulator.token_requests(GrantType::RefreshToken) == 1,
+            || "the refresh was sent".into(),
+        )
+        .await;
+        redis.kill();
+        // Procore answers meanwhile; the commit waits out the outage.
+        tokio::time::sleep(Duration::from_millis(2000)).await;
+        redis.restart();
+    };
+    let (result, ()) = tokio::join!(refresh, outage);
+    let renewed = tokens_of(&result);
+    assert!(
+        store_warning(&result).is_empty(),
+        "stored: {}",
+        store_warning(&result)
+    );
+    assert!(
+        logs.text().contains("could not be committed yet"),
+        "the commit met the outage: {}",
+        logs.text()
+    );
+    assert_ne!(field(&renewed, "refresh_token"), old_refresh);
+    assert_eq!(redis.stored(), renewed);
+    redis.restart();
+    assert_eq!(
+        redis.stored(),
+        renewed,
+        "the pair survives a second kill -9"
+    );
+    assert_eq!(emulator.token_requests(GrantType::RefreshToken), 1);
+    client.cancel().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_down_longer_than_the_commits_patience_returns_the_pair_unstored_with_a_warning() {
+    let Some(mut redis) = RedisServer::start(&[]) else {
+        return;
+    };
+    let emulator = start_emulator(EmulatorConfig::generated()).await;
+    // A 1 s upstream timeout: the commit keeps trying for the lease, 1 s + 5 s.
+    let launch = launch_on(&emulator, &redis.url())
+        .arg("--timeout-secs")
+        .arg("1");
+    let (client, _logs) = stdio_client(&launch).await;
+    let first = first_pair(&client, &emulator).await;
+
+    delay_refreshes(&emulator, 500);
+    let refresh = call(
+        &client,
+        TOOL,
+        json!({"grant_type": "refresh_token", "refresh_token": field(&first, "refresh_token")}),
+    );
+    let outage = async {
+        wait_until(
+            || emulator.token_requests(GrantType::RefreshToken) == 1,
+            || "the refresh was sent".into(),
+        )
+        .await;
+        redis.kill();
+    };
+    let started = std::time::Instant::now();
+    let (result, ()) = tokio::join!(refresh, outage);
+    let renewed = tokens_of(&result);
+    assert_ne!(
+        field(&renewed, "refresh_token"),
+        field(&first, "refresh_token")
+    );
+    let warning = store_warning(&result);
+    assert!(
+        warning.contains("could not be written to the token store")
+            && warning.contains(&redis.url()),
+        "{warning}"
+    );
+    assert!(
+        started.elapsed() >= Duration::from_secs(4),
+        "it kept trying first"
+    );
+    assert_eq!(emulator.token_requests(GrantType::RefreshToken), 1);
+    client.cancel().await.unwrap();
 }
