@@ -10,40 +10,18 @@ use std::time::Duration;
 
 use crate::common::{emulator_flow::*, redis_server::RedisServer, *};
 use crate::token_store::{
-    call, delay_refreshes, field, first_pair, launch_on, refresh_and_hang_up, refused_at_start,
-    store_warning, tokens_of,
+    assert_one_rotation_for_all, call, delay_refreshes, field, first_pair, launch_on,
+    refresh_and_hang_up, refused_at_start, store_warning, tokens_of,
 };
 use procore_emulator::{EmulatorConfig, GrantType};
 use rmcp::model::CallToolResult;
-use serde_json::{Value, json};
+use serde_json::json;
 
 fn replayed(result: &CallToolResult) -> bool {
     result.meta.as_ref().is_some_and(|meta| {
         meta.0
             .contains_key("io.github.procore-token-mcp/replayed-from-store")
     })
-}
-
-/// Every caller got the same new pair from one upstream refresh, and Redis holds it.
-fn assert_one_refresh_for_all(
-    emulator: &procore_emulator::RunningEmulator,
-    redis: &RedisServer,
-    results: &[CallToolResult],
-    old_refresh: &str,
-) {
-    assert_eq!(
-        emulator.token_requests(GrantType::RefreshToken),
-        1,
-        "one upstream refresh"
-    );
-    assert_eq!(emulator.successful_refreshes(), 1);
-    let answers: Vec<Value> = results.iter().map(tokens_of).collect();
-    assert!(
-        answers.iter().all(|answer| *answer == answers[0]),
-        "every caller the same answer"
-    );
-    assert_ne!(field(&answers[0], "refresh_token"), old_refresh);
-    assert_eq!(redis.stored(), answers[0], "Redis holds the new pair");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -65,7 +43,7 @@ async fn ten_refreshes_through_two_processes_on_one_redis_are_one_upstream_refre
         call(client, TOOL, arguments.clone())
     });
     let results = futures::future::join_all(calls).await;
-    assert_one_refresh_for_all(&emulator, &redis, &results, &old_refresh);
+    assert_one_rotation_for_all(&results, &emulator, &first, redis.stored());
     one.cancel().await.unwrap();
     two.cancel().await.unwrap();
 }
@@ -88,7 +66,7 @@ async fn refreshes_of_the_stored_pair_through_two_processes_rotate_it_once() {
         call(client, TOOL, arguments.clone())
     });
     let results = futures::future::join_all(calls).await;
-    assert_one_refresh_for_all(&emulator, &redis, &results, &field(&first, "refresh_token"));
+    assert_one_rotation_for_all(&results, &emulator, &first, redis.stored());
     one.cancel().await.unwrap();
     two.cancel().await.unwrap();
 }

@@ -9,7 +9,7 @@ use std::{
     time::Duration,
 };
 
-use crate::common::{emulator_flow::*, *};
+use crate::common::{emulator_flow::*, redis_server::RedisServer, *};
 use procore_emulator::{
     DelayFault, DropAfterRefreshFault, EmulatorConfig, Fault, GrantType, RunningEmulator,
 };
@@ -42,6 +42,67 @@ impl Drop for StoreDir {
         let _ = std::fs::set_permissions(&self.0, std::fs::Permissions::from_mode(0o700));
         let _ = std::fs::remove_dir_all(&self.0);
     }
+}
+
+/// Where a test keeps its tokens: a store file, or a real Redis (the tests that hold for
+/// both run on each).
+enum Backend {
+    File(StoreDir),
+    Redis(RedisServer),
+}
+
+impl Backend {
+    fn file() -> Self {
+        Self::File(StoreDir::new())
+    }
+
+    /// `None` (after a notice) where redis-server is not installed, outside CI.
+    fn redis() -> Option<Self> {
+        RedisServer::start(&[]).map(Self::Redis)
+    }
+
+    /// What `--token-store` is given.
+    fn location(&self) -> String {
+        match self {
+            Self::File(dir) => dir.file().to_str().unwrap().to_owned(),
+            Self::Redis(redis) => redis.url(),
+        }
+    }
+
+    /// Every stored token response.
+    fn stored_pairs(&self) -> Vec<Value> {
+        match self {
+            Self::File(dir) => stored_pairs(&dir.file())
+                .into_iter()
+                .map(|(_, response)| response)
+                .collect(),
+            Self::Redis(redis) => redis.stored_responses(),
+        }
+    }
+
+    /// The one stored token response.
+    fn stored(&self) -> Value {
+        let mut pairs = self.stored_pairs();
+        assert_eq!(pairs.len(), 1, "one pair stored");
+        pairs.remove(0)
+    }
+}
+
+/// `$body(backend)` as two tests: on a store file (`$file`) and on a real Redis (`$redis`).
+macro_rules! on_each_backend {
+    ($file:ident, $redis:ident, $body:ident) => {
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn $file() {
+            $body(Backend::file()).await;
+        }
+
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn $redis() {
+            if let Some(backend) = Backend::redis() {
+                $body(backend).await;
+            }
+        }
+    };
 }
 
 /// The server against `emulator`, holding its credentials, keeping tokens in `store`.
@@ -133,11 +194,15 @@ pub(crate) fn delay_refreshes(emulator: &RunningEmulator, ms: u64) {
 
 // ───────────────────────────── single flight ─────────────────────────────
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn fifty_concurrent_refreshes_become_one_upstream_request() {
+on_each_backend!(
+    fifty_concurrent_refreshes_become_one_upstream_request,
+    fifty_concurrent_refreshes_become_one_upstream_request_on_redis,
+    fifty_concurrent_refreshes_on
+);
+
+async fn fifty_concurrent_refreshes_on(backend: Backend) {
     let emulator = start_emulator(EmulatorConfig::generated()).await;
-    let dir = StoreDir::new();
-    let (client, _logs) = stdio_client(&launch(&emulator, &dir.file())).await;
+    let (client, _logs) = stdio_client(&launch_on(&emulator, &backend.location())).await;
     let first = first_pair(&client, &emulator).await;
     let old_refresh = field(&first, "refresh_token");
 
@@ -165,11 +230,7 @@ async fn fifty_concurrent_refreshes_become_one_upstream_request() {
     );
     let new_pair: Value = serde_json::from_str(&bodies[0]).unwrap();
     assert_ne!(field(&new_pair, "refresh_token"), old_refresh);
-    assert_eq!(
-        stored(&dir.file()),
-        new_pair,
-        "the store holds the new pair"
-    );
+    assert_eq!(backend.stored(), new_pair, "the store holds the new pair");
     client.cancel().await.unwrap();
 }
 
@@ -197,12 +258,16 @@ async fn concurrent_refreshes_coalesce_without_a_store_too() {
     client.cancel().await.unwrap();
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn two_processes_sharing_a_store_refresh_once() {
+on_each_backend!(
+    two_processes_sharing_a_store_refresh_once,
+    two_processes_sharing_redis_refresh_once,
+    two_processes_sharing_a_store_on
+);
+
+async fn two_processes_sharing_a_store_on(backend: Backend) {
     let emulator = start_emulator(EmulatorConfig::generated()).await;
-    let dir = StoreDir::new();
-    let (first_process, _a) = stdio_client(&launch(&emulator, &dir.file())).await;
-    let (second_process, _b) = stdio_client(&launch(&emulator, &dir.file())).await;
+    let (first_process, _a) = stdio_client(&launch_on(&emulator, &backend.location())).await;
+    let (second_process, _b) = stdio_client(&launch_on(&emulator, &backend.location())).await;
     let first = first_pair(&first_process, &emulator).await;
 
     delay_refreshes(&emulator, 600);
@@ -220,7 +285,7 @@ async fn two_processes_sharing_a_store_refresh_once() {
     let (one, two) = (tokens_of(&one), tokens_of(&two));
     assert_eq!(one, two, "both see the new pair");
     assert_ne!(field(&one, "refresh_token"), field(&first, "refresh_token"));
-    assert_eq!(stored(&dir.file()), one);
+    assert_eq!(backend.stored(), one);
     first_process.cancel().await.unwrap();
     second_process.cancel().await.unwrap();
 }
@@ -263,11 +328,15 @@ pub(crate) async fn refresh_and_hang_up(server: &HttpServer, refresh_token: &str
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_answer_lost_on_the_way_to_the_caller_is_recovered_within_the_window() {
+on_each_backend!(
+    an_answer_lost_on_the_way_to_the_caller_is_recovered_within_the_window,
+    an_answer_lost_on_the_way_to_the_caller_is_recovered_from_redis,
+    an_answer_lost_on_the_way_on
+);
+
+async fn an_answer_lost_on_the_way_on(backend: Backend) {
     let emulator = start_emulator(EmulatorConfig::generated()).await;
-    let dir = StoreDir::new();
-    let server = HttpServer::start(&launch(&emulator, &dir.file())).await;
+    let server = HttpServer::start(&launch_on(&emulator, &backend.location())).await;
     let client = server.legacy_client().await;
     let first = first_pair(&client, &emulator).await;
     let old_refresh = field(&first, "refresh_token");
@@ -276,12 +345,12 @@ async fn an_answer_lost_on_the_way_to_the_caller_is_recovered_within_the_window(
     refresh_and_hang_up(&server, &old_refresh).await;
     // The server finishes the refresh on its own and stores the new pair.
     for _ in 0..100 {
-        if field(&stored(&dir.file()), "refresh_token") != old_refresh {
+        if field(&backend.stored(), "refresh_token") != old_refresh {
             break;
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    let kept = stored(&dir.file());
+    let kept = backend.stored();
     assert_ne!(
         field(&kept, "refresh_token"),
         old_refresh,
@@ -344,21 +413,25 @@ async fn an_answer_lost_on_the_way_to_the_caller_is_recovered_within_the_window(
     assert!(is_error(&late));
     assert!(text(&late).contains("invalid_grant"), "{}", text(&late));
     assert_eq!(
-        stored(&dir.file()),
+        backend.stored(),
         renewed,
         "a refused refresh leaves the store alone"
     );
     client.cancel().await.unwrap();
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_answer_lost_before_the_server_got_it_cannot_be_recovered() {
+on_each_backend!(
+    an_answer_lost_before_the_server_got_it_cannot_be_recovered,
+    an_answer_lost_before_the_server_got_it_cannot_be_recovered_from_redis,
+    an_answer_lost_before_on
+);
+
+async fn an_answer_lost_before_on(backend: Backend) {
     // The emulator's lost-response fault: Procore rotated the pair but the answer never
     // reached this server. No client can recover that; the store keeps the old pair, the
     // tool says so, and the retry gets invalid_grant with the explanation.
     let emulator = start_emulator(EmulatorConfig::generated()).await;
-    let dir = StoreDir::new();
-    let (client, _logs) = stdio_client(&launch(&emulator, &dir.file())).await;
+    let (client, _logs) = stdio_client(&launch_on(&emulator, &backend.location())).await;
     let first = first_pair(&client, &emulator).await;
     emulator
         .arm(Fault::DropAfterRefresh(DropAfterRefreshFault {
@@ -372,7 +445,7 @@ async fn an_answer_lost_before_the_server_got_it_cannot_be_recovered() {
         "{}",
         text(&lost)
     );
-    assert_eq!(stored(&dir.file()), first, "nothing new to store");
+    assert_eq!(backend.stored(), first, "nothing new to store");
 
     let retry = call(&client, TOOL, json!({"grant_type": "refresh_token"})).await;
     assert!(is_error(&retry));
@@ -652,11 +725,15 @@ async fn a_store_that_becomes_unwritable_loses_nothing() {
 
 // ───────────────────────────── the tools, end to end ─────────────────────────────
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_whole_out_of_band_flow_using_only_the_tools() {
+on_each_backend!(
+    the_whole_out_of_band_flow_using_only_the_tools,
+    the_whole_out_of_band_flow_using_only_the_tools_on_redis,
+    the_whole_flow_on
+);
+
+async fn the_whole_flow_on(backend: Backend) {
     let emulator = start_emulator(EmulatorConfig::generated()).await;
-    let dir = StoreDir::new();
-    let (client, _logs) = stdio_client(&launch(&emulator, &dir.file())).await;
+    let (client, _logs) = stdio_client(&launch_on(&emulator, &backend.location())).await;
 
     let link = call(&client, "grant_app_authorization", json!({})).await;
     assert!(!is_error(&link), "{}", text(&link));
@@ -685,17 +762,14 @@ async fn the_whole_out_of_band_flow_using_only_the_tools() {
 
     let renewed = tokens_of(&call(&client, TOOL, json!({"grant_type": "refresh_token"})).await);
     assert_ne!(renewed["refresh_token"], first["refresh_token"]);
-    assert_eq!(stored(&dir.file()), renewed);
+    assert_eq!(backend.stored(), renewed);
 
     let revoked = call(&client, "revoke_token", json!({})).await;
     assert!(!is_error(&revoked), "{}", text(&revoked));
     let revoked = revoked.structured_content.unwrap();
     assert_eq!(revoked["revoked"], true);
     assert_eq!(revoked["removed_from_store"], true);
-    assert!(
-        stored_pairs(&dir.file()).is_empty(),
-        "the pair left the store"
-    );
+    assert!(backend.stored_pairs().is_empty(), "the pair left the store");
 
     let dead = call(
         &client,
@@ -752,12 +826,12 @@ fn prlimit_installed() -> bool {
 }
 
 /// Every caller of a storm got the same new pair, from one upstream rotation, and the
-/// store holds it.
-fn assert_one_rotation_for_all(
+/// store holds it (`stored`, read after the storm).
+pub(crate) fn assert_one_rotation_for_all(
     results: &[CallToolResult],
     emulator: &RunningEmulator,
     first: &Value,
-    store: &Path,
+    stored: Value,
 ) {
     let failed: Vec<String> = results
         .iter()
@@ -779,14 +853,18 @@ fn assert_one_rotation_for_all(
         field(&pairs[0], "refresh_token"),
         field(first, "refresh_token")
     );
-    assert_eq!(stored(store), pairs[0]);
+    assert_eq!(stored, pairs[0], "the store holds it");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn without_a_reuse_window_three_processes_still_refresh_the_stored_pair_once() {
+on_each_backend!(
+    without_a_reuse_window_three_processes_still_refresh_the_stored_pair_once,
+    without_a_reuse_window_three_processes_on_redis_still_refresh_once,
+    without_a_reuse_window_on
+);
+
+async fn without_a_reuse_window_on(backend: Backend) {
     let emulator = start_emulator(EmulatorConfig::generated()).await;
-    let dir = StoreDir::new();
-    let launch = launch(&emulator, &dir.file())
+    let launch = launch_on(&emulator, &backend.location())
         .arg("--reuse-window-secs")
         .arg("0");
     let mut processes = Vec::new();
@@ -800,17 +878,21 @@ async fn without_a_reuse_window_three_processes_still_refresh_the_stored_pair_on
     let refresh = json!({"grant_type": "refresh_token"});
     let calls = (0..48).map(|n| call(&processes[n % 3].0, TOOL, refresh.clone()));
     let results = futures::future::join_all(calls).await;
-    assert_one_rotation_for_all(&results, &emulator, &first, &dir.file());
+    assert_one_rotation_for_all(&results, &emulator, &first, backend.stored());
     for (client, _) in processes {
         client.cancel().await.unwrap();
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_storm_of_stored_pair_refreshes_across_three_processes_rotates_once() {
+on_each_backend!(
+    a_storm_of_stored_pair_refreshes_across_three_processes_rotates_once,
+    a_storm_of_stored_pair_refreshes_across_three_processes_on_redis_rotates_once,
+    a_storm_on
+);
+
+async fn a_storm_on(backend: Backend) {
     let emulator = start_emulator(EmulatorConfig::generated()).await;
-    let dir = StoreDir::new();
-    let launch = launch(&emulator, &dir.file());
+    let launch = launch_on(&emulator, &backend.location());
     let mut processes = Vec::new();
     for _ in 0..3 {
         processes.push(stdio_client(&launch).await);
@@ -831,7 +913,7 @@ async fn a_storm_of_stored_pair_refreshes_across_three_processes_rotates_once() 
         }
     });
     let results = futures::future::join_all(calls).await;
-    assert_one_rotation_for_all(&results, &emulator, &first, &dir.file());
+    assert_one_rotation_for_all(&results, &emulator, &first, backend.stored());
     for (client, _) in processes {
         client.cancel().await.unwrap();
     }
