@@ -150,6 +150,14 @@ impl TokenExchange {
         self.store.as_ref()
     }
 
+    /// Whether the token store (if any) answers now.
+    pub async fn store_ready(&self) -> Result<(), StoreFailure> {
+        match &self.store {
+            Some(settings) => Ok(settings.store.ready().await?),
+            None => Ok(()),
+        }
+    }
+
     /// The login host's origin: the first half of a store key.
     pub fn login_host(&self) -> String {
         self.procore.base().origin()

@@ -57,6 +57,10 @@ pub trait TokenStore: Send + Sync + fmt::Debug {
     /// Forget the current pair of the lease's key; whether there was one.
     fn remove<'a>(&'a self, lease: &'a Lease) -> StoreFuture<'a, bool>;
 
+    /// Whether the store answers now (a file that reads, a Redis that replies), for a
+    /// readiness check.
+    fn ready(&self) -> StoreFuture<'_, ()>;
+
     /// The pair of `principal` at `login_host` when it is the only one there.
     fn only_pair_of<'a>(
         &'a self,

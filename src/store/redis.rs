@@ -288,14 +288,6 @@ impl RedisStore {
         }
     }
 
-    /// Whether Redis answers (for a readiness check).
-    pub async fn ping(&self) -> Result<(), StoreError> {
-        let answer: Result<String, RedisError> = ::redis::cmd("PING")
-            .query_async(&mut self.connection())
-            .await;
-        answer.map(drop).map_err(|error| self.failed(&error))
-    }
-
     fn check<'a>(&self, lease: &'a Lease) -> Result<&'a Held, StoreError> {
         match lease.held::<Held>() {
             Some(held) if held.location == self.location => Ok(held),
@@ -593,6 +585,16 @@ impl TokenStore for RedisStore {
                 .into()),
                 _ => Err(self.corrupt("the remove script answered in an unexpected shape")),
             }
+        }
+        .boxed()
+    }
+
+    fn ready(&self) -> StoreFuture<'_, ()> {
+        async move {
+            let answer: Result<String, RedisError> = ::redis::cmd("PING")
+                .query_async(&mut self.connection())
+                .await;
+            answer.map(drop).map_err(|error| self.failed(&error))
         }
         .boxed()
     }

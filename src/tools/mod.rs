@@ -115,6 +115,11 @@ impl ProcoreTokenServer {
         }
     }
 
+    /// Whether this server can serve token calls now: its token store (if any) answers.
+    pub async fn ready(&self) -> Result<(), StoreFailure> {
+        self.inner.exchange.store_ready().await
+    }
+
     /// The tools this server publishes, as `tools/list` returns them.
     pub fn tools(&self) -> &[Tool] {
         &self.inner.tools

@@ -353,3 +353,53 @@ async fn redis_down_longer_than_the_commits_patience_returns_the_pair_unstored_w
     assert_eq!(emulator.token_requests(GrantType::RefreshToken), 1);
     client.cancel().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn healthz_is_ready_only_while_redis_answers_and_needs_no_token() {
+    let Some(mut redis) = RedisServer::start(&[]) else {
+        return;
+    };
+    let emulator = start_emulator(EmulatorConfig::generated()).await;
+    // With a bearer token and a non-matching Host: a load balancer's probe carries neither.
+    let launch =
+        launch_on(&emulator, &redis.url()).env("MCP_AUTH_TOKEN", "a-bearer-token-for-tests-123");
+    let server = HttpServer::start(&launch).await;
+    let health = format!("{}/healthz", server.base);
+    let probe = |host: &'static str| {
+        let health = health.clone();
+        async move {
+            let response = http()
+                .get(&health)
+                .header("host", host)
+                .send()
+                .await
+                .unwrap();
+            (response.status().as_u16(), response.text().await.unwrap())
+        }
+    };
+    assert_eq!(probe("10.1.2.3:8080").await, (200, "ready\n".to_owned()));
+    let refused = http().post(server.mcp_url()).send().await.unwrap();
+    assert_eq!(
+        refused.status(),
+        401,
+        "the MCP endpoint still wants the token"
+    );
+
+    redis.kill();
+    let (status, body) = probe("localhost").await;
+    assert_eq!(status, 503, "{body}");
+    assert!(!body.contains("127.0.0.1"), "names no address: {body}");
+
+    redis.restart();
+    let mut status = 0;
+    for _ in 0..100 {
+        status = probe("localhost").await.0;
+        if status == 200 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(status, 200, "ready again by itself");
+    let logs = server.stop().await;
+    assert!(logs.contains("readiness check: not ready"), "{logs}");
+}
