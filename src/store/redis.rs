@@ -298,8 +298,13 @@ impl RedisStore {
         }
     }
 
-    /// One try at the lock: the lease, or how long the holder's lock still runs.
-    async fn try_lock(&self, keys: &Keys, key: &PairKey) -> Result<Result<Lease, u64>, StoreError> {
+    /// One try at the lock: the lease, or how long the holder's lock still runs (`None`:
+    /// unknown, or a lock without expiry that someone set by hand).
+    async fn try_lock(
+        &self,
+        keys: &Keys,
+        key: &PairKey,
+    ) -> Result<Result<Lease, Option<u64>>, StoreError> {
         let answer: Vec<String> = LOCK
             .key(&keys.lock)
             .key(&keys.fence)
@@ -314,7 +319,7 @@ impl RedisStore {
                 let version = version.parse().unwrap_or(0);
                 Ok(Ok(self.leased(keys, key, token.clone(), version)))
             }
-            [_, pttl] => Ok(Err(pttl.parse().unwrap_or(0))),
+            [_, pttl] => Ok(Err(pttl.parse::<u64>().ok().filter(|ms| *ms > 0))),
             _ => Err(self.corrupt("the lock script answered in an unexpected shape")),
         }
     }
@@ -525,7 +530,8 @@ impl TokenStore for RedisStore {
                         waited,
                     });
                 }
-                let holder = Duration::from_millis(holder_ms.max(1));
+                // Never longer than the holder's lock still runs, nor than patience lasts.
+                let holder = holder_ms.map_or(nap, Duration::from_millis);
                 let left = patience.saturating_sub(waited);
                 tokio::time::sleep(nap.min(holder).min(left)).await;
                 nap = (nap * 2).min(Duration::from_millis(250));

@@ -15,6 +15,17 @@ pub struct RedisServer {
     port: u16,
     dir: PathBuf,
     extra: Vec<String>,
+    /// The TLS certificates' directory, for a server from [`RedisServer::start_tls`].
+    certs: Option<PathBuf>,
+}
+
+/// A loopback port free a moment ago.
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 /// Whether `redis-server` can be run here.
@@ -45,19 +56,131 @@ impl RedisServer {
             uuid::Uuid::new_v4().simple()
         ));
         std::fs::create_dir_all(&dir).unwrap();
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
         let mut server = Self {
             child: None,
-            port,
+            port: free_port(),
             dir,
             extra: extra.iter().map(|s| (*s).to_owned()).collect(),
+            certs: None,
         };
         server.spawn();
         Some(server)
+    }
+
+    /// A durable Redis that also serves TLS on another port, with a certificate for
+    /// 127.0.0.1 from a CA made here with `openssl` (Debian package openssl): see
+    /// [`Self::tls_url`] and [`Self::ca_file`]. `None` as for [`Self::start`].
+    pub fn start_tls() -> Option<Self> {
+        let installed = Command::new("openssl")
+            .arg("version")
+            .stdout(Stdio::null())
+            .status()
+            .is_ok_and(|status| status.success());
+        if !installed {
+            assert!(
+                std::env::var("CI").as_deref() != Ok("true"),
+                "openssl (Debian package openssl) is required in CI"
+            );
+            eprintln!("skipped: openssl not installed (Debian package openssl)");
+            return None;
+        }
+        let certs = std::env::temp_dir().join(format!(
+            "ptm-redis-tls-{}-{}",
+            std::process::id(),
+            uuid::Uuid::new_v4().simple()
+        ));
+        std::fs::create_dir_all(&certs).unwrap();
+        let openssl = |args: &[&str]| {
+            let status = Command::new("openssl")
+                .args(args)
+                .current_dir(&certs)
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status()
+                .unwrap();
+            assert!(status.success(), "openssl {args:?}");
+        };
+        openssl(&[
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            "ca.key",
+            "-out",
+            "ca.pem",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=ptm test CA",
+        ]);
+        openssl(&[
+            "req",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            "server.key",
+            "-out",
+            "server.csr",
+            "-subj",
+            "/CN=127.0.0.1",
+        ]);
+        std::fs::write(certs.join("san.cnf"), "subjectAltName=IP:127.0.0.1\n").unwrap();
+        openssl(&[
+            "x509",
+            "-req",
+            "-in",
+            "server.csr",
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-out",
+            "server.pem",
+            "-days",
+            "2",
+            "-extfile",
+            "san.cnf",
+        ]);
+        let tls_port = free_port().to_string();
+        let file = |name: &str| certs.join(name).to_str().unwrap().to_owned();
+        let (cert, key, ca) = (file("server.pem"), file("server.key"), file("ca.pem"));
+        let mut server = Self::start(&[
+            "--tls-port",
+            &tls_port,
+            "--tls-cert-file",
+            &cert,
+            "--tls-key-file",
+            &key,
+            "--tls-ca-cert-file",
+            &ca,
+            "--tls-auth-clients",
+            "no",
+        ])?;
+        server.certs = Some(certs);
+        Some(server)
+    }
+
+    /// `rediss://127.0.0.1:TLS_PORT/0`, for a server from [`Self::start_tls`].
+    pub fn tls_url(&self) -> String {
+        let port = self
+            .extra
+            .iter()
+            .position(|arg| arg == "--tls-port")
+            .and_then(|at| self.extra.get(at + 1))
+            .expect("started with start_tls");
+        format!("rediss://127.0.0.1:{port}/0")
+    }
+
+    /// The CA that signed the TLS certificate, for `SSL_CERT_FILE`.
+    pub fn ca_file(&self) -> PathBuf {
+        self.certs
+            .as_ref()
+            .expect("started with start_tls")
+            .join("ca.pem")
     }
 
     fn spawn(&mut self) {
@@ -183,5 +306,8 @@ impl Drop for RedisServer {
     fn drop(&mut self) {
         self.kill();
         let _ = std::fs::remove_dir_all(&self.dir);
+        if let Some(certs) = &self.certs {
+            let _ = std::fs::remove_dir_all(certs);
+        }
     }
 }

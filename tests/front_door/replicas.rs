@@ -403,3 +403,20 @@ async fn healthz_is_ready_only_while_redis_answers_and_needs_no_token() {
     let logs = server.stop().await;
     assert!(logs.contains("readiness check: not ready"), "{logs}");
 }
+
+#[tokio::test]
+async fn rediss_verifies_the_certificate_and_keeps_the_pairs() {
+    let Some(redis) = RedisServer::start_tls() else {
+        return;
+    };
+    let emulator = start_emulator(EmulatorConfig::generated()).await;
+    // A CA the system does not trust: refused at start-up, naming the store.
+    refused_at_start(&launch_on(&emulator, &redis.tls_url()), &[&redis.tls_url()]).await;
+
+    let trusted = launch_on(&emulator, &redis.tls_url())
+        .env("SSL_CERT_FILE", redis.ca_file().to_str().unwrap());
+    let (client, _logs) = stdio_client(&trusted).await;
+    let first = first_pair(&client, &emulator).await;
+    assert_eq!(redis.stored(), first, "stored over TLS");
+    client.cancel().await.unwrap();
+}
