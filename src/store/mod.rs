@@ -54,7 +54,8 @@ pub trait TokenStore: Send + Sync + fmt::Debug {
     /// same lease is still refused if another holder stored a pair meanwhile.
     fn save<'a>(&'a self, lease: &'a Lease, pair: StoredPair) -> StoreFuture<'a, ()>;
 
-    /// Forget the current pair of the lease's key; whether there was one.
+    /// Forget the current pair of the lease's key; whether there was one. (The Redis store
+    /// ends the lease's exclusion here too, as at a save.)
     fn remove<'a>(&'a self, lease: &'a Lease) -> StoreFuture<'a, bool>;
 
     /// Whether the store answers now (a file that reads, a Redis that replies), for a

@@ -572,7 +572,9 @@ impl TokenStore for RedisStore {
             let answer: Vec<String> = REMOVE
                 .key(&keys.pair)
                 .key(&keys.rot)
+                .key(&keys.lock)
                 .arg(version)
+                .arg(&held.token)
                 .invoke_async(&mut self.connection())
                 .await
                 .map_err(|error| self.failed(&error))?;
@@ -580,6 +582,7 @@ impl TokenStore for RedisStore {
                 [outcome, now] if outcome == "removed" || outcome == "absent" => {
                     held.version
                         .store(now.parse().unwrap_or(version), Ordering::SeqCst);
+                    held.released.store(true, Ordering::SeqCst);
                     Ok(outcome == "removed")
                 }
                 [_, found] => Err(RedisStoreError::Superseded {
@@ -808,13 +811,17 @@ return {'committed', string.format('%d', version + 1)}
 });
 
 /// Forget the pair (its version stays, so versions never repeat): `removed` or `absent`
-/// with the version now, or `superseded` with the newer version found.
+/// with the version now, clearing the lock if still this holder's (ARGV[2]), or
+/// `superseded` with the newer version found.
 static REMOVE: std::sync::LazyLock<Script> = std::sync::LazyLock::new(|| {
     Script::new(
         r"
 local version = tonumber(redis.call('HGET', KEYS[1], 'ver') or '0')
 if version > tonumber(ARGV[1]) then
   return {'superseded', string.format('%d', version)}
+end
+if redis.call('GET', KEYS[3]) == ARGV[2] then
+  redis.call('DEL', KEYS[3])
 end
 if not redis.call('HGET', KEYS[1], 'resp') then
   return {'absent', string.format('%d', version)}

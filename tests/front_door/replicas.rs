@@ -420,3 +420,23 @@ async fn rediss_verifies_the_certificate_and_keeps_the_pairs() {
     assert_eq!(redis.stored(), first, "stored over TLS");
     client.cancel().await.unwrap();
 }
+
+#[tokio::test]
+async fn a_redis_that_does_not_answer_at_start_up_is_refused_naming_it() {
+    let Some(mut redis) = RedisServer::start(&[]) else {
+        return;
+    };
+    let emulator = start_emulator(EmulatorConfig::generated()).await;
+    redis.kill();
+    refused_at_start(
+        &launch_on(&emulator, &redis.url()),
+        &[&redis.url(), "cannot be reached"],
+    )
+    .await;
+    // Not a Redis URL with a host: refused before any connection, without echoing it.
+    refused_at_start(
+        &launch_on(&emulator, "redis://:hunter2-secret@/0"),
+        &["redis://…"],
+    )
+    .await;
+}
