@@ -440,3 +440,57 @@ async fn a_redis_that_does_not_answer_at_start_up_is_refused_naming_it() {
     )
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_holder_killed_after_procore_rotated_costs_a_refusal_never_a_hang() {
+    let Some(redis) = RedisServer::start(&[]) else {
+        return;
+    };
+    let emulator = start_emulator(EmulatorConfig::generated()).await;
+    // A 2 s upstream timeout: a lease of 2 s + 5 s.
+    let launch = launch_on(&emulator, &redis.url())
+        .arg("--timeout-secs")
+        .arg("2");
+    let mut holder = HttpServer::start(&launch).await;
+    let (other, _logs) = stdio_client(&launch).await;
+    let first = first_pair(&other, &emulator).await;
+    let old_refresh = field(&first, "refresh_token");
+
+    // The holder's refresh reaches Procore, which rotates the pair and answers late; the
+    // holder is killed before the answer arrives.
+    delay_refreshes(&emulator, 1500);
+    let client = holder.legacy_client().await;
+    let arguments = json!({"grant_type": "refresh_token", "refresh_token": old_refresh});
+    let in_flight = {
+        let arguments = arguments.clone();
+        tokio::spawn(async move { call(&client, TOOL, arguments).await })
+    };
+    wait_until(
+        || emulator.token_requests(GrantType::RefreshToken) == 1,
+        || "the holder's refresh reached Procore".into(),
+    )
+    .await;
+    holder.child.start_kill().unwrap();
+    holder.child.wait().await.unwrap();
+    in_flight.abort();
+
+    // The other process waits out the dead holder's lease, then sends: Procore refuses the
+    // consumed token, and the caller is told to authorize again.
+    let started = std::time::Instant::now();
+    let refused = call(&other, TOOL, arguments).await;
+    let waited = started.elapsed();
+    assert!(is_error(&refused), "{}", text(&refused));
+    assert!(
+        text(&refused).contains("invalid_grant"),
+        "{}",
+        text(&refused)
+    );
+    assert!(
+        waited >= Duration::from_secs(3) && waited < Duration::from_secs(15),
+        "waited out the lease, no longer: {waited:?}"
+    );
+    assert_eq!(emulator.token_requests(GrantType::RefreshToken), 2);
+    assert_eq!(emulator.successful_refreshes(), 1);
+    assert_eq!(redis.stored(), first, "nothing new was stored");
+    other.cancel().await.unwrap();
+}
