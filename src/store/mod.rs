@@ -15,7 +15,7 @@ mod redis;
 
 use std::{any::Any, fmt, time::Duration};
 
-use futures::future::BoxFuture;
+use futures::{FutureExt, future::BoxFuture};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -57,6 +57,13 @@ pub trait TokenStore: Send + Sync + fmt::Debug {
     /// Forget the current pair of the lease's key; whether there was one. (The Redis store
     /// ends the lease's exclusion here too, as at a save.)
     fn remove<'a>(&'a self, lease: &'a Lease) -> StoreFuture<'a, bool>;
+
+    /// The store's own clock (Unix ms), for a store that processes on several machines
+    /// share: rotations are timed and compared by it, so clock skew between them cannot
+    /// bend the reuse window. `None` (the default): each process's own clock is used.
+    fn now_ms(&self) -> StoreFuture<'_, Option<u64>> {
+        async { Ok(None) }.boxed()
+    }
 
     /// Whether the store answers now (a file that reads, a Redis that replies), for a
     /// readiness check.

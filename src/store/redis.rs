@@ -598,6 +598,19 @@ impl TokenStore for RedisStore {
         .boxed()
     }
 
+    fn now_ms(&self) -> StoreFuture<'_, Option<u64>> {
+        async move {
+            let (secs, micros): (u64, u64) = ::redis::cmd("TIME")
+                .query_async(&mut self.connection())
+                .await
+                .map_err(|error| self.failed(&error))?;
+            Ok(Some(
+                secs.saturating_mul(1000).saturating_add(micros / 1000),
+            ))
+        }
+        .boxed()
+    }
+
     fn ready(&self) -> StoreFuture<'_, ()> {
         async move {
             let answer: Result<String, RedisError> = ::redis::cmd("PING")
@@ -946,6 +959,8 @@ mod tests {
         assert!(store.load(&key).await.unwrap().is_none());
         let lease = store.lease(&key, Duration::from_secs(1)).await.unwrap();
         let before = now_ms();
+        let redis_now = store.now_ms().await.unwrap().unwrap();
+        assert!(redis_now.abs_diff(before) < 1000, "Redis's TIME, in ms");
         store.save(&lease, stored.clone()).await.unwrap();
         // The commit cleared the lock: nobody waits for this lease's drop.
         let other_opening = open(&redis, 5000).await;
