@@ -8,6 +8,7 @@ pub mod authed_clients;
 pub mod emulator_flow;
 pub mod faulty_upstream;
 pub mod fixtures;
+pub mod holding_proxy;
 pub mod raw_mcp;
 pub mod redis_server;
 pub mod sse_client;

@@ -8,7 +8,7 @@
 
 use std::time::Duration;
 
-use crate::common::{emulator_flow::*, redis_server::RedisServer, *};
+use crate::common::{emulator_flow::*, holding_proxy::HoldingProxy, redis_server::RedisServer, *};
 use crate::token_store::{
     assert_one_rotation_for_all, call, delay_refreshes, field, first_pair, launch_on,
     refresh_and_hang_up, refused_at_start, store_warning, tokens_of,
@@ -492,5 +492,66 @@ async fn a_holder_killed_after_procore_rotated_costs_a_refusal_never_a_hang() {
     assert_eq!(emulator.token_requests(GrantType::RefreshToken), 2);
     assert_eq!(emulator.successful_refreshes(), 1);
     assert_eq!(redis.stored(), first, "nothing new was stored");
+    other.cancel().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_holder_killed_before_its_request_reached_procore_delays_the_next_by_its_lease_only() {
+    let Some(redis) = RedisServer::start(&[]) else {
+        return;
+    };
+    let emulator = start_emulator(EmulatorConfig::generated()).await;
+    // Both processes reach the emulator through one proxy (one login host, so one pair).
+    let proxy = HoldingProxy::start(emulator.base_url()).await;
+    let launch = Launch::against(&proxy.url)
+        .arg("--token-store")
+        .arg(redis.url())
+        .arg("--timeout-secs")
+        .arg("2")
+        .env("PROCORE_CLIENT_ID", emulator.client_id())
+        .env("PROCORE_CLIENT_SECRET", emulator.client_secret().expose());
+    let (other, _logs) = stdio_client(&launch).await;
+    let first = first_pair(&other, &emulator).await;
+    let arguments =
+        json!({"grant_type": "refresh_token", "refresh_token": field(&first, "refresh_token")});
+
+    // The holder takes the lock and sends; its request is held on the way and the holder
+    // is killed: Procore never saw it.
+    let mut holder = HttpServer::start(&launch).await;
+    let client = holder.legacy_client().await;
+    proxy.hold(true);
+    let in_flight = {
+        let arguments = arguments.clone();
+        tokio::spawn(async move { call(&client, TOOL, arguments).await })
+    };
+    wait_until(
+        || proxy.held() == 1,
+        || "the holder's request was held".into(),
+    )
+    .await;
+    holder.child.start_kill().unwrap();
+    holder.child.wait().await.unwrap();
+    in_flight.abort();
+    proxy.hold(false);
+    assert_eq!(emulator.token_requests(GrantType::RefreshToken), 0);
+
+    // The other process proceeds once the dead holder's lease (2 s + 5 s) runs out.
+    let started = std::time::Instant::now();
+    let renewed = tokens_of(&call(&other, TOOL, arguments).await);
+    let waited = started.elapsed();
+    assert!(
+        waited >= Duration::from_secs(3) && waited < Duration::from_secs(15),
+        "waited out the lease, no longer: {waited:?}"
+    );
+    assert_ne!(
+        field(&renewed, "refresh_token"),
+        field(&first, "refresh_token")
+    );
+    assert_eq!(
+        emulator.token_requests(GrantType::RefreshToken),
+        1,
+        "one refresh"
+    );
+    assert_eq!(redis.stored(), renewed);
     other.cancel().await.unwrap();
 }
