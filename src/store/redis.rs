@@ -3,9 +3,9 @@
 //!
 //! Keys follow `shared/docs/REPLICAS.md`: `ptm:1:{id}:pair` (hash), `:rot` (consumed refresh
 //! tokens, scored by Redis time), `:lock` and `:fence`, one hash tag per pair. A lease is the
-//! lock (`<fence>:<owner>` with an expiry, renewed while held, released when dropped); a save
-//! is a Lua compare-and-set on the pair's version, timed by Redis's own clock, idempotent so a
-//! commit whose reply was lost is retried safely. It never checks lock ownership: a holder
+//! lock (`<fence>:<owner>` with an expiry, renewed while held, cleared by the commit or else
+//! when dropped); a save is a Lua compare-and-set on the pair's version, timed by Redis's own
+//! clock, idempotent so a commit whose reply was lost is retried safely. It never checks lock ownership: a holder
 //! whose lease ran out still stores the only copy of the pair Procore gave it. The URL's
 //! password never appears in [`TokenStore::location`], an error or a log line.
 
