@@ -116,8 +116,9 @@ pub struct ServeArgs {
     /// current pair per (login host, client_id); refreshes may then omit refresh_token.
     /// Several server processes may share one store. Or a Redis that servers on any number
     /// of machines share: redis://[user:pass@]HOST:PORT[/DB], or rediss:// for TLS.
-    #[arg(long, env = "PROCORE_TOKEN_STORE", value_name = "PATH|URL")]
-    pub token_store: Option<PathBuf>,
+    #[arg(long, env = "PROCORE_TOKEN_STORE", value_name = "PATH|URL",
+          value_parser = parse_store_location)]
+    pub token_store: Option<StoreLocation>,
 
     /// With a Redis token store: `strict` refuses to start on a Redis that can lose an
     /// acknowledged pair (appendonly no, appendfsync other than always, an eviction
@@ -189,6 +190,11 @@ pub const MIN_AUTH_TOKEN_CHARS: usize = 16;
 /// [`Config::resolve`], whose errors name no secret.
 fn parse_secret(value: &str) -> Result<Secret, std::convert::Infallible> {
     Ok(Secret::new(value.trim()))
+}
+
+/// A store URL may carry a password: it is a secret from the moment it is parsed.
+fn parse_store_location(value: &str) -> Result<StoreLocation, std::convert::Infallible> {
+    Ok(StoreLocation::of(std::path::Path::new(value)))
 }
 
 /// The transport and its settings.
@@ -300,7 +306,7 @@ impl Config {
             },
             held,
             transport,
-            token_store: args.token_store.as_deref().map(StoreLocation::of),
+            token_store: args.token_store.clone(),
             store_durability: match args.store_durability {
                 DurabilityArg::Strict => Durability::Strict,
                 DurabilityArg::Relaxed => Durability::Relaxed,
@@ -410,6 +416,39 @@ mod tests {
         assert_eq!(json.request_encoding, RequestEncoding::Json);
         let form = Config::resolve(&args(&["--request-encoding", "form"]), env(&[])).unwrap();
         assert_eq!(form.request_encoding, RequestEncoding::Form);
+    }
+
+    #[test]
+    fn a_redis_url_selects_the_redis_store_and_a_path_the_file_store() {
+        let url = "redis://:pw-in-url@cache:6379/2";
+        let redis = Config::resolve(&args(&["--token-store", url]), env(&[])).unwrap();
+        let Some(StoreLocation::Redis(given)) = &redis.token_store else {
+            panic!("not the Redis store: {:?}", redis.token_store);
+        };
+        assert_eq!(given.expose(), url);
+        assert!(
+            !format!("{redis:?}").contains("pw-in-url"),
+            "the URL is a secret"
+        );
+        let parsed = args(&["--token-store", url]);
+        assert!(!format!("{parsed:?}").contains("pw-in-url"), "from the start");
+        assert_eq!(redis.store_durability, Durability::Strict);
+        let tls = Config::resolve(&args(&["--token-store", "rediss://cache"]), env(&[])).unwrap();
+        assert!(matches!(tls.token_store, Some(StoreLocation::Redis(_))));
+        let file = Config::resolve(
+            &args(&[
+                "--token-store",
+                "redis-tokens.json",
+                "--store-durability",
+                "relaxed",
+            ]),
+            env(&[]),
+        )
+        .unwrap();
+        assert!(
+            matches!(&file.token_store, Some(StoreLocation::File(path)) if path.as_os_str() == "redis-tokens.json")
+        );
+        assert_eq!(file.store_durability, Durability::Relaxed);
     }
 
     #[test]
