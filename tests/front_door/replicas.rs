@@ -555,3 +555,21 @@ async fn a_holder_killed_before_its_request_reached_procore_delays_the_next_by_i
     assert_eq!(redis.stored(), renewed);
     other.cancel().await.unwrap();
 }
+
+#[tokio::test]
+async fn a_redis_that_refuses_config_is_warned_about_and_used() {
+    // As managed Redis services do: CONFIG is not available.
+    let Some(redis) = RedisServer::start(&["--rename-command", "CONFIG", ""]) else {
+        return;
+    };
+    let emulator = start_emulator(EmulatorConfig::generated()).await;
+    let (client, logs) = stdio_client(&launch_on(&emulator, &redis.url())).await;
+    let first = first_pair(&client, &emulator).await;
+    assert_eq!(redis.stored(), first);
+    client.cancel().await.unwrap();
+    let logged = logs.until_closed().await;
+    assert!(
+        logged.contains("refuses CONFIG GET") && logged.contains("appendonly yes"),
+        "{logged}"
+    );
+}
