@@ -431,7 +431,10 @@ mod tests {
             "the URL is a secret"
         );
         let parsed = args(&["--token-store", url]);
-        assert!(!format!("{parsed:?}").contains("pw-in-url"), "from the start");
+        assert!(
+            !format!("{parsed:?}").contains("pw-in-url"),
+            "from the start"
+        );
         assert_eq!(redis.store_durability, Durability::Strict);
         let tls = Config::resolve(&args(&["--token-store", "rediss://cache"]), env(&[])).unwrap();
         assert!(matches!(tls.token_store, Some(StoreLocation::Redis(_))));
