@@ -12,6 +12,7 @@ use crate::{
     procore::{ClientCredentials, LoginBase, LoginBaseError, RequestEncoding},
     resource_server::ResourceServerConfig,
     secret::Secret,
+    store::{Durability, is_redis_url},
     transport::http_config::{
         DEFAULT_LISTEN, DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_REQUEST_BYTES, DEFAULT_MAX_SESSIONS,
         DEFAULT_READ_TIMEOUT_SECS, DEFAULT_SESSION_IDLE_SECS, HttpConfig, LOOPBACK_HOSTS,
@@ -114,9 +115,17 @@ pub struct ServeArgs {
 
     /// Keep every token response in this file (created 0600, its directory 0700), one
     /// current pair per (login host, client_id); refreshes may then omit refresh_token.
-    /// Several server processes may share one store.
-    #[arg(long, env = "PROCORE_TOKEN_STORE", value_name = "PATH")]
-    pub token_store: Option<PathBuf>,
+    /// Several server processes may share one store. Or a Redis that servers on any number
+    /// of machines share: redis://[user:pass@]HOST:PORT[/DB], or rediss:// for TLS.
+    #[arg(long, env = "PROCORE_TOKEN_STORE", value_name = "PATH|URL",
+          value_parser = parse_store_location)]
+    pub token_store: Option<StoreLocation>,
+
+    /// With a Redis token store: `strict` refuses to start on a Redis that can lose an
+    /// acknowledged pair (appendonly no, appendfsync other than always, an eviction
+    /// policy); `relaxed` warns and starts.
+    #[arg(long, env = "PROCORE_STORE_DURABILITY", value_enum, default_value_t = DurabilityArg::Strict)]
+    pub store_durability: DurabilityArg,
 
     /// With a token store: for this many seconds after the store rotated a refresh token, a
     /// retry with the old token gets the stored new pair instead of a request Procore would
@@ -226,6 +235,11 @@ fn parse_secret(value: &str) -> Result<Secret, std::convert::Infallible> {
     Ok(Secret::new(value.trim()))
 }
 
+/// A store URL may carry a password: it is a secret from the moment it is parsed.
+fn parse_store_location(value: &str) -> Result<StoreLocation, std::convert::Infallible> {
+    Ok(StoreLocation::of(std::path::Path::new(value)))
+}
+
 /// The transport and its settings.
 #[derive(Debug, Clone)]
 pub enum TransportConfig {
@@ -245,11 +259,40 @@ pub struct Config {
     pub request_encoding: RequestEncoding,
     pub held: Option<ClientCredentials>,
     pub transport: TransportConfig,
-    /// The token store's path, when one is configured.
-    pub token_store: Option<PathBuf>,
+    /// The token store, when one is configured.
+    pub token_store: Option<StoreLocation>,
+    /// How strictly a Redis store's durability settings are checked.
+    pub store_durability: Durability,
     pub reuse_window: Duration,
     /// Threads of the async runtime: 1 is a current-thread runtime.
     pub worker_threads: usize,
+}
+
+/// Where the token store is: a file, or a Redis (its URL may hold a password, so it is a
+/// secret; [`crate::store::redacted_location`] gives the printable form).
+#[derive(Debug, Clone)]
+pub enum StoreLocation {
+    File(PathBuf),
+    Redis(Secret),
+}
+
+impl StoreLocation {
+    /// A `redis://` or `rediss://` URL names a Redis; anything else is a path.
+    pub fn of(given: &std::path::Path) -> Self {
+        match given.to_str() {
+            Some(url) if is_redis_url(url) => Self::Redis(Secret::new(url)),
+            _ => Self::File(given.to_path_buf()),
+        }
+    }
+}
+
+/// `--store-durability`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum DurabilityArg {
+    /// Refuse a Redis that can lose an acknowledged pair.
+    Strict,
+    /// Warn about such a Redis and start.
+    Relaxed,
 }
 
 /// Why the configuration cannot be used.
@@ -336,6 +379,10 @@ impl Config {
             held,
             transport,
             token_store: args.token_store.clone(),
+            store_durability: match args.store_durability {
+                DurabilityArg::Strict => Durability::Strict,
+                DurabilityArg::Relaxed => Durability::Relaxed,
+            },
             reuse_window: Duration::from_secs(args.reuse_window_secs),
             worker_threads: saturating_usize(args.worker_threads),
         })
@@ -533,6 +580,42 @@ mod tests {
         assert_eq!(json.request_encoding, RequestEncoding::Json);
         let form = Config::resolve(&args(&["--request-encoding", "form"]), env(&[])).unwrap();
         assert_eq!(form.request_encoding, RequestEncoding::Form);
+    }
+
+    #[test]
+    fn a_redis_url_selects_the_redis_store_and_a_path_the_file_store() {
+        let url = "redis://:pw-in-url@cache:6379/2";
+        let redis = Config::resolve(&args(&["--token-store", url]), env(&[])).unwrap();
+        let Some(StoreLocation::Redis(given)) = &redis.token_store else {
+            panic!("not the Redis store: {:?}", redis.token_store);
+        };
+        assert_eq!(given.expose(), url);
+        assert!(
+            !format!("{redis:?}").contains("pw-in-url"),
+            "the URL is a secret"
+        );
+        let parsed = args(&["--token-store", url]);
+        assert!(
+            !format!("{parsed:?}").contains("pw-in-url"),
+            "from the start"
+        );
+        assert_eq!(redis.store_durability, Durability::Strict);
+        let tls = Config::resolve(&args(&["--token-store", "rediss://cache"]), env(&[])).unwrap();
+        assert!(matches!(tls.token_store, Some(StoreLocation::Redis(_))));
+        let file = Config::resolve(
+            &args(&[
+                "--token-store",
+                "redis-tokens.json",
+                "--store-durability",
+                "relaxed",
+            ]),
+            env(&[]),
+        )
+        .unwrap();
+        assert!(
+            matches!(&file.token_store, Some(StoreLocation::File(path)) if path.as_os_str() == "redis-tokens.json")
+        );
+        assert_eq!(file.store_durability, Durability::Relaxed);
     }
 
     #[test]

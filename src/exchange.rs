@@ -158,6 +158,14 @@ impl TokenExchange {
         self.store.as_ref()
     }
 
+    /// Whether the token store (if any) answers now.
+    pub async fn store_ready(&self) -> Result<(), StoreFailure> {
+        match &self.store {
+            Some(settings) => Ok(settings.store.ready().await?),
+            None => Ok(()),
+        }
+    }
+
     /// The login host's origin: the first half of a store key.
     pub fn login_host(&self) -> String {
         self.procore.base().origin()
@@ -430,6 +438,7 @@ impl Flight<'_> {
         };
         let lease = store.lease(&key, lock_patience(self.procore)).await?;
         let stored = store.load(&key).await?;
+        let now = StoreTime::read(store.as_ref(), self.clock).await?;
         let credentials = credentials_sha256(&request.client_id, &request.client_secret);
         if grant == Grant::StoredPair {
             let Some(pair) = &stored else {
@@ -439,7 +448,7 @@ impl Flight<'_> {
                 pair,
                 &credentials,
                 request.refresh_token.as_ref(),
-                self.clock.now_ms(),
+                now.ms(self.clock),
             ) {
                 return Ok(replayed);
             }
@@ -456,7 +465,7 @@ impl Flight<'_> {
             &credentials,
             request,
             window,
-            self.clock.now_ms(),
+            now.ms(self.clock),
         ) {
             return Ok(replayed);
         }
@@ -464,7 +473,7 @@ impl Flight<'_> {
             Ok(response) => response,
             Err(error) => return Ok(Outcome::Failed(error)),
         };
-        let now_ms = self.clock.now_ms();
+        let now_ms = now.ms(self.clock);
         let sent = request.secrets();
         if !response.is_token_response() {
             return Ok(Outcome::Answered {
@@ -492,6 +501,33 @@ impl Flight<'_> {
             store_error,
             sent,
         })
+    }
+}
+
+/// The time rotations are measured by: the store's own clock when it has one that every
+/// process sharing it reads (Redis's `TIME`: skew between servers cannot bend the reuse
+/// window), read once under the lease and advanced by this process's clock; else this
+/// process's clock.
+struct StoreTime {
+    /// The store's time and this process's, read together.
+    read: Option<(u64, u64)>,
+}
+
+impl StoreTime {
+    async fn read(store: &dyn TokenStore, clock: &dyn Clock) -> Result<Self, StoreError> {
+        let store_ms = store.now_ms().await?;
+        Ok(Self {
+            read: store_ms.map(|store_ms| (store_ms, clock.now_ms())),
+        })
+    }
+
+    fn ms(&self, clock: &dyn Clock) -> u64 {
+        match self.read {
+            Some((store_ms, local_ms)) => {
+                store_ms.saturating_add(clock.now_ms().saturating_sub(local_ms))
+            }
+            None => clock.now_ms(),
+        }
     }
 }
 
@@ -876,6 +912,102 @@ mod tests {
         );
         let bobs = exchange.exchange(&bob, refresh("rt-1")).await;
         assert!(!access_token(&bobs).1, "another principal's retry is sent");
+        assert_eq!(sent.load(Ordering::SeqCst), 3);
+    }
+
+    /// A memory store that tells time by its own clock, as the Redis store does.
+    #[derive(Debug)]
+    struct ClockedStore {
+        pairs: MemoryStore,
+        clock: Arc<ManualClock>,
+    }
+
+    impl TokenStore for ClockedStore {
+        fn location(&self) -> String {
+            self.pairs.location()
+        }
+        fn lease<'a>(
+            &'a self,
+            key: &'a PairKey,
+            patience: Duration,
+        ) -> crate::store::StoreFuture<'a, crate::store::Lease> {
+            self.pairs.lease(key, patience)
+        }
+        fn load<'a>(
+            &'a self,
+            key: &'a PairKey,
+        ) -> crate::store::StoreFuture<'a, Option<StoredPair>> {
+            self.pairs.load(key)
+        }
+        fn save<'a>(
+            &'a self,
+            lease: &'a crate::store::Lease,
+            pair: StoredPair,
+        ) -> crate::store::StoreFuture<'a, ()> {
+            self.pairs.save(lease, pair)
+        }
+        fn remove<'a>(
+            &'a self,
+            lease: &'a crate::store::Lease,
+        ) -> crate::store::StoreFuture<'a, bool> {
+            self.pairs.remove(lease)
+        }
+        fn now_ms(&self) -> crate::store::StoreFuture<'_, Option<u64>> {
+            let now = self.clock.now_ms();
+            async move { Ok(Some(now)) }.boxed()
+        }
+        fn ready(&self) -> crate::store::StoreFuture<'_, ()> {
+            self.pairs.ready()
+        }
+        fn only_pair_of<'a>(
+            &'a self,
+            principal: &'a Principal,
+            login_host: &'a str,
+        ) -> crate::store::StoreFuture<'a, Option<StoredPair>> {
+            self.pairs.only_pair_of(principal, login_host)
+        }
+    }
+
+    #[tokio::test]
+    async fn a_store_with_its_own_clock_decides_the_window_whatever_this_process_clock_says() {
+        let (url, sent) = login_host().await;
+        let procore = ProcoreClient::new(LoginBase::parse(&url).unwrap(), Duration::from_secs(5));
+        let process_clock = Arc::new(ManualClock::at_ms(1_800_000_000_000));
+        let store_clock = Arc::new(ManualClock::at_ms(1_700_000_000_000));
+        let settings = StoreSettings {
+            store: Arc::new(ClockedStore {
+                pairs: MemoryStore::new(),
+                clock: store_clock.clone(),
+            }),
+            reuse_window: Duration::from_secs(120),
+        };
+        let exchange =
+            TokenExchange::new(procore, Some(settings)).with_clock(process_clock.clone());
+        exchange
+            .exchange(
+                &Principal::Local,
+                request(GrantType::AuthorizationCode, "secret", None),
+            )
+            .await;
+        exchange.exchange(&Principal::Local, refresh("rt-1")).await;
+        // This process's clock jumps ten minutes (another server's skew); the store's moves
+        // 100 s: still within the window.
+        process_clock.advance(Duration::from_secs(600));
+        store_clock.advance(Duration::from_secs(100));
+        let retry = exchange.exchange(&Principal::Local, refresh("rt-1")).await;
+        assert_eq!(access_token(&retry), ("at-2".into(), true));
+        assert!(matches!(
+            *retry,
+            Outcome::Replayed {
+                rotated_secs_ago: 100,
+                ..
+            }
+        ));
+        // The store's clock past the window: forwarded, whatever this process's says.
+        store_clock.advance(Duration::from_secs(21));
+        process_clock.advance(Duration::from_secs(1));
+        let late = exchange.exchange(&Principal::Local, refresh("rt-1")).await;
+        assert_eq!(access_token(&late), ("at-3".into(), false));
         assert_eq!(sent.load(Ordering::SeqCst), 3);
     }
 

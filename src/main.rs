@@ -4,13 +4,12 @@ use std::process::ExitCode;
 
 use procore_token_mcp::{
     cli::{Cli, Command},
-    commands::{login, token},
+    commands::{self, login, token},
     config::{Config, TransportConfig},
     demo,
     exchange::{StoreSettings, TokenExchange},
     logging,
     procore::ProcoreClient,
-    store::FileStore,
     tools::ProcoreTokenServer,
     transport,
 };
@@ -95,7 +94,7 @@ fn main() -> ExitCode {
         None
     };
     let job = match job {
-        Job::Serve(config, _) => match open_store(&config) {
+        Job::Serve(config, _) => match runtime.block_on(commands::open_store(&config)) {
             Ok(store) => Job::Serve(config, store),
             Err(error) => {
                 eprintln!("procore-token-mcp: {error}");
@@ -134,21 +133,10 @@ fn main() -> ExitCode {
 }
 
 /// The server's configuration, checked before anything starts (the store is opened once
-/// the runtime is up: see [`open_store`]).
+/// the runtime is up: see [`commands::open_store`]).
 fn serve_job(args: &procore_token_mcp::config::ServeArgs) -> anyhow::Result<Job> {
     let config = Config::resolve(args, |name| std::env::var(name).ok())?;
     Ok(Job::Serve(Box::new(config), None))
-}
-
-/// The token store of `config`, checked (and recovered) before anything is served.
-fn open_store(config: &Config) -> anyhow::Result<Option<StoreSettings>> {
-    Ok(match &config.token_store {
-        Some(path) => Some(StoreSettings {
-            store: std::sync::Arc::new(FileStore::open(path)?),
-            reuse_window: config.reuse_window,
-        }),
-        None => None,
-    })
 }
 
 /// SIGXFSZ, sent when a write would exceed `RLIMIT_FSIZE`.

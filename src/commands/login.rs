@@ -117,7 +117,7 @@ pub fn pasted_code(pasted: &str, expected: &str) -> Result<AuthorizationCode, Pa
 /// Run the command with the process environment `env`, reading the answer from stdin.
 pub async fn run(args: &LoginArgs, env: impl Fn(&str) -> Option<String>) -> ExitCode {
     let browser = browser_command(&env);
-    let setup = match Setup::open(&args.serve, env) {
+    let setup = match Setup::open(&args.serve, env).await {
         Ok(setup) => setup,
         Err(error) => return fail(NAME, EXIT_FAILED, &error.to_string()),
     };

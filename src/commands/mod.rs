@@ -11,10 +11,10 @@ pub mod token;
 use std::{process::ExitCode, sync::Arc};
 
 use crate::{
-    config::{Config, ServeArgs, TransportKind},
+    config::{Config, ServeArgs, StoreLocation, TransportKind},
     exchange::{Outcome, StoreSettings, TokenExchange},
     procore::{ClientCredentials, ProcoreClient},
-    store::FileStore,
+    store::{FileStore, RedisSettings, RedisStore, StoreError, TokenStore},
 };
 
 /// Exit status: a sign-in is needed (`token`), or a sign-in failed in a way a new one can
@@ -41,8 +41,31 @@ pub enum SetupError {
     )]
     NoStore,
     #[error(transparent)]
-    Store(#[from] crate::store::StoreError),
+    Store(#[from] StoreError),
 }
+
+/// The token store `config` names (a file, or Redis), opened and checked, with the reuse
+/// window: what the server and the commands share. `None` without `--token-store`.
+pub async fn open_store(config: &Config) -> Result<Option<StoreSettings>, StoreError> {
+    let store: Arc<dyn TokenStore> = match &config.token_store {
+        Some(StoreLocation::File(path)) => Arc::new(FileStore::open(path)?),
+        Some(StoreLocation::Redis(url)) => {
+            let settings = RedisSettings {
+                lease: config.timeout + STORE_LEASE_MARGIN,
+                durability: config.store_durability,
+            };
+            Arc::new(RedisStore::open(url, &settings).await?)
+        }
+        None => return Ok(None),
+    };
+    Ok(Some(StoreSettings {
+        store,
+        reuse_window: config.reuse_window,
+    }))
+}
+
+/// A shared store's lease outlasts one upstream request by this much.
+const STORE_LEASE_MARGIN: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// What a command works with: the checked configuration, the held credentials and the
 /// exchange over the opened store.
@@ -55,7 +78,7 @@ pub struct Setup {
 impl Setup {
     /// Resolve `serve` (the transport flags are ignored: a command serves nothing) with
     /// `env`, and open the store.
-    pub fn open(
+    pub async fn open(
         serve: &ServeArgs,
         env: impl Fn(&str) -> Option<String>,
     ) -> Result<Self, SetupError> {
@@ -63,15 +86,10 @@ impl Setup {
         serve.transport = TransportKind::Stdio;
         let config = Config::resolve(&serve, env)?;
         let held = config.held.clone().ok_or(SetupError::NoCredentials)?;
-        let path = config.token_store.clone().ok_or(SetupError::NoStore)?;
-        let store = FileStore::open(path)?;
+        let settings = open_store(&config).await?.ok_or(SetupError::NoStore)?;
         let procore = ProcoreClient::new(config.login.clone(), config.timeout)
             .with_max_response_bytes(config.max_response_bytes)
             .with_request_encoding(config.request_encoding);
-        let settings = StoreSettings {
-            store: Arc::new(store),
-            reuse_window: config.reuse_window,
-        };
         let exchange = TokenExchange::new(procore, Some(settings));
         Ok(Self {
             config,

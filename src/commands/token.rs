@@ -39,7 +39,7 @@ const NAME: &str = "token";
 
 /// Run the command with the process environment `env`.
 pub async fn run(args: &TokenArgs, env: impl Fn(&str) -> Option<String>) -> ExitCode {
-    let setup = match Setup::open(&args.serve, env) {
+    let setup = match Setup::open(&args.serve, env).await {
         Ok(setup) => setup,
         Err(error) => return fail(NAME, EXIT_FAILED, &error.to_string()),
     };

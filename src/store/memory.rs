@@ -120,6 +120,10 @@ impl TokenStore for MemoryStore {
         async move { removed }.boxed()
     }
 
+    fn ready(&self) -> StoreFuture<'_, ()> {
+        async { Ok(()) }.boxed()
+    }
+
     fn only_pair_of<'a>(
         &'a self,
         principal: &'a Principal,

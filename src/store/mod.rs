@@ -1,24 +1,29 @@
-//! The token store (opt-in, `--token-store PATH`): one current token pair per pair key
+//! The token store (opt-in, `--token-store PATH` or `--token-store redis://…`): one current token pair per pair key
 //! (principal, login host, client id), behind the [`TokenStore`] trait.
 //!
 //! The exchange changes a pair only under a [`Lease`] (the exclusive right to change that one
 //! pair, held across the upstream call) and sees a pair saved only once it is durable. The
-//! backends: [`FileStore`] (a JSON file several processes may share) and [`MemoryStore`]
-//! (this process only). A backend's own refusals (file modes, a corrupt file) are raised when
+//! backends: [`FileStore`] (a JSON file several processes may share), [`RedisStore`] (one
+//! Redis that processes on any number of machines share) and [`MemoryStore`] (this process
+//! only). A backend's own refusals (file modes, a corrupt file) are raised when
 //! it is opened; nothing in a store is ever silently discarded. Consumed refresh tokens are
 //! remembered only as SHA-256 hashes, to recognise a retry within the reuse window.
 
 mod file;
 mod memory;
+mod redis;
 
 use std::{any::Any, fmt, time::Duration};
 
-use futures::future::BoxFuture;
+use futures::{FutureExt, future::BoxFuture};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 pub use file::{FileError, FileStore};
 pub use memory::MemoryStore;
+pub use redis::{
+    Durability, RedisSettings, RedisStore, RedisStoreError, is_redis_url, redacted_location,
+};
 
 use crate::{
     oauth::{AccessToken, ClientId, ClientSecret, RefreshToken},
@@ -44,11 +49,25 @@ pub trait TokenStore: Send + Sync + fmt::Debug {
     fn load<'a>(&'a self, key: &'a PairKey) -> StoreFuture<'a, Option<StoredPair>>;
 
     /// Make `pair` the current pair of the lease's key, durably. Fails if the lease is not
-    /// (or no longer) this store's lease on `pair.key`.
+    /// (or no longer) this store's lease on `pair.key`. The Redis store ends the lease's
+    /// exclusion here (its commit clears the lock in the same step); a later save under the
+    /// same lease is still refused if another holder stored a pair meanwhile.
     fn save<'a>(&'a self, lease: &'a Lease, pair: StoredPair) -> StoreFuture<'a, ()>;
 
-    /// Forget the current pair of the lease's key; whether there was one.
+    /// Forget the current pair of the lease's key; whether there was one. (The Redis store
+    /// ends the lease's exclusion here too, as at a save.)
     fn remove<'a>(&'a self, lease: &'a Lease) -> StoreFuture<'a, bool>;
+
+    /// The store's own clock (Unix ms), for a store that processes on several machines
+    /// share: rotations are timed and compared by it, so clock skew between them cannot
+    /// bend the reuse window. `None` (the default): each process's own clock is used.
+    fn now_ms(&self) -> StoreFuture<'_, Option<u64>> {
+        async { Ok(None) }.boxed()
+    }
+
+    /// Whether the store answers now (a file that reads, a Redis that replies), for a
+    /// readiness check.
+    fn ready(&self) -> StoreFuture<'_, ()>;
 
     /// The pair of `principal` at `login_host` when it is the only one there.
     fn only_pair_of<'a>(
@@ -156,6 +175,9 @@ pub enum StoreError {
     /// The file backend's own failures (permissions, a corrupt file, I/O).
     #[error(transparent)]
     File(#[from] FileError),
+    /// The Redis backend's own failures (unreachable, refused settings, a newer format).
+    #[error(transparent)]
+    Redis(#[from] RedisStoreError),
     #[error("token store {location} is locked by another process and stayed locked for {waited:?}")]
     LockTimeout { location: String, waited: Duration },
     #[error("token store {location}: the pair of {key} was changed without this call's lease")]

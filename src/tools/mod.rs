@@ -163,6 +163,11 @@ impl ProcoreTokenServer {
         self.inner.users_only.store(true, Ordering::Release);
     }
 
+    /// Whether this server can serve token calls now: its token store (if any) answers.
+    pub async fn ready(&self) -> Result<(), StoreFailure> {
+        self.inner.exchange.store_ready().await
+    }
+
     /// The tools this server publishes, as `tools/list` returns them.
     pub fn tools(&self) -> &[Tool] {
         &self.inner.tools

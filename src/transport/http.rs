@@ -47,6 +47,11 @@ use crate::{
 /// Path of the streamable HTTP endpoint.
 pub const MCP_PATH: &str = "/mcp";
 
+/// Path of the readiness check for load balancers: 200 while the token store answers, 503
+/// otherwise. Outside the Host/Origin guard and the bearer token (a probe carries neither),
+/// so it says nothing but ready or not.
+pub const HEALTH_PATH: &str = "/healthz";
+
 /// How long in-flight requests get to finish after a shutdown signal.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(3);
 
@@ -123,6 +128,7 @@ pub fn router_with(
             jsonrpc_gate::check_mcp,
         ))
         .service(mcp);
+    let health_server = server.clone();
     let sse_sessions = SseSessions::new(
         server,
         SseLimits {
@@ -157,8 +163,29 @@ pub fn router_with(
         None => app,
     };
     // Outside the authentication layers: a client probing for OAuth gets metadata or 404.
-    app.merge(access_tokens::well_known(resource))
-        .layer(middleware::from_fn_with_state(guard, host_guard::check))
+    let app = app
+        .merge(access_tokens::well_known(resource))
+        .layer(middleware::from_fn_with_state(guard, host_guard::check));
+    Router::new()
+        .route(HEALTH_PATH, get(health))
+        .with_state(health_server)
+        .merge(app)
+}
+
+/// `GET /healthz`: ready when the token store (if any) answers. The reason stays in the log.
+async fn health(
+    axum::extract::State(server): axum::extract::State<ProcoreTokenServer>,
+) -> (axum::http::StatusCode, &'static str) {
+    match server.ready().await {
+        Ok(()) => (axum::http::StatusCode::OK, "ready\n"),
+        Err(error) => {
+            tracing::warn!(%error, "readiness check: not ready");
+            (
+                axum::http::StatusCode::SERVICE_UNAVAILABLE,
+                "not ready: the token store does not answer\n",
+            )
+        }
+    }
 }
 
 /// Bind, serve until `shutdown` is cancelled, then drain for a few seconds at most.

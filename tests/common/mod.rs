@@ -8,7 +8,9 @@ pub mod authed_clients;
 pub mod emulator_flow;
 pub mod faulty_upstream;
 pub mod fixtures;
+pub mod holding_proxy;
 pub mod raw_mcp;
+pub mod redis_server;
 pub mod sse_client;
 pub mod sse_events;
 pub mod test_issuer;
@@ -344,6 +346,8 @@ impl Launch {
             "PROCORE_LOGIN_URL",
             "PROCORE_TIMEOUT_SECS",
             "PROCORE_MAX_RESPONSE_BYTES",
+            "PROCORE_TOKEN_STORE",
+            "PROCORE_STORE_DURABILITY",
             "MCP_TRANSPORT",
             "MCP_LISTEN",
             "MCP_ALLOWED_HOSTS",

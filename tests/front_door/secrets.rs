@@ -200,6 +200,21 @@ fn refused_arguments() -> Vec<Value> {
 
 /// Success, every upstream fault and every refusal, through one client.
 async fn every_tool_path(client: &Client, upstream: &mut FaultyUpstream, seen: &mut Seen) {
+    every_grant_and_fault(client, upstream, seen).await;
+    upstream.stop_listening();
+    let result = call_token(client, grants()[1].1.clone()).await;
+    assert!(is_error(&result));
+    seen.result("connection refused", &result);
+    upstream.listen_again().await;
+    for arguments in refused_arguments() {
+        let result = call_token(client, arguments).await;
+        assert!(is_error(&result));
+        seen.result("refused arguments", &result);
+    }
+}
+
+/// Every grant's success, then each upstream fault on it.
+async fn every_grant_and_fault(client: &Client, upstream: &mut FaultyUpstream, seen: &mut Seen) {
     for (grant, arguments) in grants() {
         let result = call_token(client, arguments.clone()).await;
         assert!(!is_error(&result), "{grant}: {}", text(&result));
@@ -214,16 +229,6 @@ async fn every_tool_path(client: &Client, upstream: &mut FaultyUpstream, seen: &
             assert!(is_error(&result), "{grant} / {fault}");
             seen.result(&format!("{grant} / {fault}"), &result);
         }
-    }
-    upstream.stop_listening();
-    let result = call_token(client, grants()[1].1.clone()).await;
-    assert!(is_error(&result));
-    seen.result("connection refused", &result);
-    upstream.listen_again().await;
-    for arguments in refused_arguments() {
-        let result = call_token(client, arguments).await;
-        assert!(is_error(&result));
-        seen.result("refused arguments", &result);
     }
 }
 
@@ -799,5 +804,32 @@ async fn get_access_token_never_shows_a_refresh_token_nor_logs_a_token() {
         }
     }
     client.cancel().await.unwrap();
+    assert_logs_clean(&logs.until_closed().await);
+}
+
+/// The same audit with a Redis token store: every grant and upstream fault, at trace level,
+/// stores pairs in Redis without a secret reaching the log. (No reuse window, so every call
+/// is sent and meets its fault, as without a store.)
+#[tokio::test]
+async fn no_secret_escapes_over_stdio_with_a_redis_store() {
+    init();
+    let Some(redis) = crate::common::redis_server::RedisServer::start(&[]) else {
+        return;
+    };
+    let mut upstream = FaultyUpstream::start().await;
+    let mut seen = Seen::default();
+    let launch = launch(&upstream)
+        .arg("--token-store")
+        .arg(redis.url())
+        .arg("--reuse-window-secs")
+        .arg("0");
+    let (client, logs) = stdio_client(&launch).await;
+    every_grant_and_fault(&client, &mut upstream, &mut seen).await;
+    client.cancel().await.unwrap();
+    assert!(
+        !redis.stored_responses().is_empty(),
+        "the paths went through the store"
+    );
+    seen.assert_clean();
     assert_logs_clean(&logs.until_closed().await);
 }

@@ -87,6 +87,7 @@ async fn empty_variables_are_unset_and_the_server_starts_with_its_defaults() {
         "PROCORE_LOGIN_URL",
         "PROCORE_TIMEOUT_SECS",
         "PROCORE_TOKEN_STORE",
+        "PROCORE_STORE_DURABILITY",
         "PROCORE_REUSE_WINDOW_SECS",
         "PROCORE_REQUEST_ENCODING",
         "PROCORE_MAX_RESPONSE_BYTES",

@@ -5,7 +5,7 @@
 
 use std::{os::unix::fs::PermissionsExt, path::Path, time::Duration};
 
-use crate::common::{emulator_flow::*, *};
+use crate::common::{emulator_flow::*, redis_server::RedisServer, *};
 use procore_emulator::{
     DelayFault, DropAfterRefreshFault, EmulatorConfig, Fault, GrantType, RunningEmulator,
 };
@@ -14,11 +14,78 @@ use serde_json::{Value, json};
 
 // ───────────────────────────── support ─────────────────────────────
 
-/// The server against `emulator`, holding its credentials, keeping tokens in `store`.
+/// Where a test keeps its tokens: a store file, or a real Redis (the tests that hold for
+/// both run on each).
+enum Backend {
+    File(StoreDir),
+    Redis(RedisServer),
+}
+
+impl Backend {
+    fn file() -> Self {
+        Self::File(StoreDir::new())
+    }
+
+    /// `None` (after a notice) where redis-server is not installed, outside CI.
+    fn redis() -> Option<Self> {
+        RedisServer::start(&[]).map(Self::Redis)
+    }
+
+    /// What `--token-store` is given.
+    fn location(&self) -> String {
+        match self {
+            Self::File(dir) => dir.file().to_str().unwrap().to_owned(),
+            Self::Redis(redis) => redis.url(),
+        }
+    }
+
+    /// Every stored token response.
+    fn stored_pairs(&self) -> Vec<Value> {
+        match self {
+            Self::File(dir) => stored_pairs(&dir.file())
+                .into_iter()
+                .map(|(_, response)| response)
+                .collect(),
+            Self::Redis(redis) => redis.stored_responses(),
+        }
+    }
+
+    /// The one stored token response.
+    fn stored(&self) -> Value {
+        let mut pairs = self.stored_pairs();
+        assert_eq!(pairs.len(), 1, "one pair stored");
+        pairs.remove(0)
+    }
+}
+
+/// `$body(backend)` as two tests: on a store file (`$file`) and on a real Redis (`$redis`).
+macro_rules! on_each_backend {
+    ($file:ident, $redis:ident, $body:ident) => {
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn $file() {
+            $body(Backend::file()).await;
+        }
+
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn $redis() {
+            if let Some(backend) = Backend::redis() {
+                $body(backend).await;
+            }
+        }
+    };
+}
+
+/// The server against `emulator`, holding its credentials, keeping tokens in the file `store`.
 pub(crate) fn launch(emulator: &RunningEmulator, store: &Path) -> Launch {
+    launch_on(emulator, store.to_str().unwrap())
+}
+
+/// The server against `emulator`, holding its credentials, with `--token-store store` (a
+/// path or a Redis URL).
+pub(crate) fn launch_on(emulator: &RunningEmulator, store: &str) -> Launch {
     Launch::against(emulator.base_url())
         .arg("--token-store")
-        .arg(store.to_str().unwrap())
+        .arg(store)
         .env("PROCORE_CLIENT_ID", emulator.client_id())
         .env("PROCORE_CLIENT_SECRET", emulator.client_secret().expose())
 }
@@ -45,7 +112,7 @@ pub(crate) fn stored(store: &Path) -> Value {
 }
 
 /// The second text block of a result: where the store's warning goes.
-fn store_warning(result: &CallToolResult) -> String {
+pub(crate) fn store_warning(result: &CallToolResult) -> String {
     result
         .content
         .get(1)
@@ -97,11 +164,15 @@ pub(crate) fn delay_refreshes(emulator: &RunningEmulator, ms: u64) {
 
 // ───────────────────────────── single flight ─────────────────────────────
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn fifty_concurrent_refreshes_become_one_upstream_request() {
+on_each_backend!(
+    fifty_concurrent_refreshes_become_one_upstream_request,
+    fifty_concurrent_refreshes_become_one_upstream_request_on_redis,
+    fifty_concurrent_refreshes_on
+);
+
+async fn fifty_concurrent_refreshes_on(backend: Backend) {
     let emulator = start_emulator(EmulatorConfig::generated()).await;
-    let dir = StoreDir::new();
-    let (client, _logs) = stdio_client(&launch(&emulator, &dir.file())).await;
+    let (client, _logs) = stdio_client(&launch_on(&emulator, &backend.location())).await;
     let first = first_pair(&client, &emulator).await;
     let old_refresh = field(&first, "refresh_token");
 
@@ -129,11 +200,7 @@ async fn fifty_concurrent_refreshes_become_one_upstream_request() {
     );
     let new_pair: Value = serde_json::from_str(&bodies[0]).unwrap();
     assert_ne!(field(&new_pair, "refresh_token"), old_refresh);
-    assert_eq!(
-        stored(&dir.file()),
-        new_pair,
-        "the store holds the new pair"
-    );
+    assert_eq!(backend.stored(), new_pair, "the store holds the new pair");
     client.cancel().await.unwrap();
 }
 
@@ -161,12 +228,16 @@ async fn concurrent_refreshes_coalesce_without_a_store_too() {
     client.cancel().await.unwrap();
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn two_processes_sharing_a_store_refresh_once() {
+on_each_backend!(
+    two_processes_sharing_a_store_refresh_once,
+    two_processes_sharing_redis_refresh_once,
+    two_processes_sharing_a_store_on
+);
+
+async fn two_processes_sharing_a_store_on(backend: Backend) {
     let emulator = start_emulator(EmulatorConfig::generated()).await;
-    let dir = StoreDir::new();
-    let (first_process, _a) = stdio_client(&launch(&emulator, &dir.file())).await;
-    let (second_process, _b) = stdio_client(&launch(&emulator, &dir.file())).await;
+    let (first_process, _a) = stdio_client(&launch_on(&emulator, &backend.location())).await;
+    let (second_process, _b) = stdio_client(&launch_on(&emulator, &backend.location())).await;
     let first = first_pair(&first_process, &emulator).await;
 
     delay_refreshes(&emulator, 600);
@@ -184,7 +255,7 @@ async fn two_processes_sharing_a_store_refresh_once() {
     let (one, two) = (tokens_of(&one), tokens_of(&two));
     assert_eq!(one, two, "both see the new pair");
     assert_ne!(field(&one, "refresh_token"), field(&first, "refresh_token"));
-    assert_eq!(stored(&dir.file()), one);
+    assert_eq!(backend.stored(), one);
     first_process.cancel().await.unwrap();
     second_process.cancel().await.unwrap();
 }
@@ -192,7 +263,7 @@ async fn two_processes_sharing_a_store_refresh_once() {
 // ───────────────────────────── lost answers ─────────────────────────────
 
 /// POST a refresh over a raw streamable HTTP session and hang up before the answer.
-async fn refresh_and_hang_up(server: &HttpServer, refresh_token: &str) {
+pub(crate) async fn refresh_and_hang_up(server: &HttpServer, refresh_token: &str) {
     let http = http();
     let initialize = json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
         "protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}});
@@ -227,11 +298,15 @@ async fn refresh_and_hang_up(server: &HttpServer, refresh_token: &str) {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_answer_lost_on_the_way_to_the_caller_is_recovered_within_the_window() {
+on_each_backend!(
+    an_answer_lost_on_the_way_to_the_caller_is_recovered_within_the_window,
+    an_answer_lost_on_the_way_to_the_caller_is_recovered_from_redis,
+    an_answer_lost_on_the_way_on
+);
+
+async fn an_answer_lost_on_the_way_on(backend: Backend) {
     let emulator = start_emulator(EmulatorConfig::generated()).await;
-    let dir = StoreDir::new();
-    let server = HttpServer::start(&launch(&emulator, &dir.file())).await;
+    let server = HttpServer::start(&launch_on(&emulator, &backend.location())).await;
     let client = server.legacy_client().await;
     let first = first_pair(&client, &emulator).await;
     let old_refresh = field(&first, "refresh_token");
@@ -240,12 +315,12 @@ async fn an_answer_lost_on_the_way_to_the_caller_is_recovered_within_the_window(
     refresh_and_hang_up(&server, &old_refresh).await;
     // The server finishes the refresh on its own and stores the new pair.
     for _ in 0..100 {
-        if field(&stored(&dir.file()), "refresh_token") != old_refresh {
+        if field(&backend.stored(), "refresh_token") != old_refresh {
             break;
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    let kept = stored(&dir.file());
+    let kept = backend.stored();
     assert_ne!(
         field(&kept, "refresh_token"),
         old_refresh,
@@ -308,21 +383,25 @@ async fn an_answer_lost_on_the_way_to_the_caller_is_recovered_within_the_window(
     assert!(is_error(&late));
     assert!(text(&late).contains("invalid_grant"), "{}", text(&late));
     assert_eq!(
-        stored(&dir.file()),
+        backend.stored(),
         renewed,
         "a refused refresh leaves the store alone"
     );
     client.cancel().await.unwrap();
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_answer_lost_before_the_server_got_it_cannot_be_recovered() {
+on_each_backend!(
+    an_answer_lost_before_the_server_got_it_cannot_be_recovered,
+    an_answer_lost_before_the_server_got_it_cannot_be_recovered_from_redis,
+    an_answer_lost_before_on
+);
+
+async fn an_answer_lost_before_on(backend: Backend) {
     // The emulator's lost-response fault: Procore rotated the pair but the answer never
     // reached this server. No client can recover that; the store keeps the old pair, the
     // tool says so, and the retry gets invalid_grant with the explanation.
     let emulator = start_emulator(EmulatorConfig::generated()).await;
-    let dir = StoreDir::new();
-    let (client, _logs) = stdio_client(&launch(&emulator, &dir.file())).await;
+    let (client, _logs) = stdio_client(&launch_on(&emulator, &backend.location())).await;
     let first = first_pair(&client, &emulator).await;
     emulator
         .arm(Fault::DropAfterRefresh(DropAfterRefreshFault {
@@ -336,7 +415,7 @@ async fn an_answer_lost_before_the_server_got_it_cannot_be_recovered() {
         "{}",
         text(&lost)
     );
-    assert_eq!(stored(&dir.file()), first, "nothing new to store");
+    assert_eq!(backend.stored(), first, "nothing new to store");
 
     let retry = call(&client, TOOL, json!({"grant_type": "refresh_token"})).await;
     assert!(is_error(&retry));
@@ -434,7 +513,7 @@ async fn sigkill_during_a_refresh_never_leaves_a_torn_store() {
 
 // ───────────────────────────── refusals ─────────────────────────────
 
-async fn refused_at_start(launch: &Launch, expected: &[&str]) {
+pub(crate) async fn refused_at_start(launch: &Launch, expected: &[&str]) {
     let output = launch.command().output().await.unwrap();
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(2), "{stderr}");
@@ -616,11 +695,15 @@ async fn a_store_that_becomes_unwritable_loses_nothing() {
 
 // ───────────────────────────── the tools, end to end ─────────────────────────────
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_whole_out_of_band_flow_using_only_the_tools() {
+on_each_backend!(
+    the_whole_out_of_band_flow_using_only_the_tools,
+    the_whole_out_of_band_flow_using_only_the_tools_on_redis,
+    the_whole_flow_on
+);
+
+async fn the_whole_flow_on(backend: Backend) {
     let emulator = start_emulator(EmulatorConfig::generated()).await;
-    let dir = StoreDir::new();
-    let (client, _logs) = stdio_client(&launch(&emulator, &dir.file())).await;
+    let (client, _logs) = stdio_client(&launch_on(&emulator, &backend.location())).await;
 
     let link = call(&client, "grant_app_authorization", json!({})).await;
     assert!(!is_error(&link), "{}", text(&link));
@@ -649,17 +732,14 @@ async fn the_whole_out_of_band_flow_using_only_the_tools() {
 
     let renewed = tokens_of(&call(&client, TOOL, json!({"grant_type": "refresh_token"})).await);
     assert_ne!(renewed["refresh_token"], first["refresh_token"]);
-    assert_eq!(stored(&dir.file()), renewed);
+    assert_eq!(backend.stored(), renewed);
 
     let revoked = call(&client, "revoke_token", json!({})).await;
     assert!(!is_error(&revoked), "{}", text(&revoked));
     let revoked = revoked.structured_content.unwrap();
     assert_eq!(revoked["revoked"], true);
     assert_eq!(revoked["removed_from_store"], true);
-    assert!(
-        stored_pairs(&dir.file()).is_empty(),
-        "the pair left the store"
-    );
+    assert!(backend.stored_pairs().is_empty(), "the pair left the store");
 
     let dead = call(
         &client,
@@ -716,12 +796,12 @@ fn prlimit_installed() -> bool {
 }
 
 /// Every caller of a storm got the same new pair, from one upstream rotation, and the
-/// store holds it.
-fn assert_one_rotation_for_all(
+/// store holds it (`stored`, read after the storm).
+pub(crate) fn assert_one_rotation_for_all(
     results: &[CallToolResult],
     emulator: &RunningEmulator,
     first: &Value,
-    store: &Path,
+    stored: Value,
 ) {
     let failed: Vec<String> = results
         .iter()
@@ -743,14 +823,18 @@ fn assert_one_rotation_for_all(
         field(&pairs[0], "refresh_token"),
         field(first, "refresh_token")
     );
-    assert_eq!(stored(store), pairs[0]);
+    assert_eq!(stored, pairs[0], "the store holds it");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn without_a_reuse_window_three_processes_still_refresh_the_stored_pair_once() {
+on_each_backend!(
+    without_a_reuse_window_three_processes_still_refresh_the_stored_pair_once,
+    without_a_reuse_window_three_processes_on_redis_still_refresh_once,
+    without_a_reuse_window_on
+);
+
+async fn without_a_reuse_window_on(backend: Backend) {
     let emulator = start_emulator(EmulatorConfig::generated()).await;
-    let dir = StoreDir::new();
-    let launch = launch(&emulator, &dir.file())
+    let launch = launch_on(&emulator, &backend.location())
         .arg("--reuse-window-secs")
         .arg("0");
     let mut processes = Vec::new();
@@ -764,17 +848,21 @@ async fn without_a_reuse_window_three_processes_still_refresh_the_stored_pair_on
     let refresh = json!({"grant_type": "refresh_token"});
     let calls = (0..48).map(|n| call(&processes[n % 3].0, TOOL, refresh.clone()));
     let results = futures::future::join_all(calls).await;
-    assert_one_rotation_for_all(&results, &emulator, &first, &dir.file());
+    assert_one_rotation_for_all(&results, &emulator, &first, backend.stored());
     for (client, _) in processes {
         client.cancel().await.unwrap();
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_storm_of_stored_pair_refreshes_across_three_processes_rotates_once() {
+on_each_backend!(
+    a_storm_of_stored_pair_refreshes_across_three_processes_rotates_once,
+    a_storm_of_stored_pair_refreshes_across_three_processes_on_redis_rotates_once,
+    a_storm_on
+);
+
+async fn a_storm_on(backend: Backend) {
     let emulator = start_emulator(EmulatorConfig::generated()).await;
-    let dir = StoreDir::new();
-    let launch = launch(&emulator, &dir.file());
+    let launch = launch_on(&emulator, &backend.location());
     let mut processes = Vec::new();
     for _ in 0..3 {
         processes.push(stdio_client(&launch).await);
@@ -795,7 +883,7 @@ async fn a_storm_of_stored_pair_refreshes_across_three_processes_rotates_once() 
         }
     });
     let results = futures::future::join_all(calls).await;
-    assert_one_rotation_for_all(&results, &emulator, &first, &dir.file());
+    assert_one_rotation_for_all(&results, &emulator, &first, backend.stored());
     for (client, _) in processes {
         client.cancel().await.unwrap();
     }

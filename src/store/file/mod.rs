@@ -370,6 +370,11 @@ impl TokenStore for FileStore {
         .boxed()
     }
 
+    fn ready(&self) -> StoreFuture<'_, ()> {
+        let store = self.clone();
+        async move { blocking(&self.path, move || Ok(store.read().map(drop)?)).await }.boxed()
+    }
+
     fn only_pair_of<'a>(
         &'a self,
         principal: &'a Principal,
