@@ -12,7 +12,7 @@ use crate::{
     procore::{ClientCredentials, LoginBase, LoginBaseError, RequestEncoding},
     resource_server::ResourceServerConfig,
     secret::Secret,
-    store::{Durability, is_redis_url},
+    store::{AtRestError, Durability, StoreKeys, is_redis_url},
     transport::http_config::{
         DEFAULT_LISTEN, DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_REQUEST_BYTES, DEFAULT_MAX_SESSIONS,
         DEFAULT_READ_TIMEOUT_SECS, DEFAULT_SESSION_IDLE_SECS, HttpConfig, LOOPBACK_HOSTS,
@@ -263,6 +263,9 @@ pub struct Config {
     pub token_store: Option<StoreLocation>,
     /// How strictly a Redis store's durability settings are checked.
     pub store_durability: Durability,
+    /// The keys token responses are sealed with at rest (`PROCORE_STORE_KEY`, environment
+    /// only); none: plain text.
+    pub store_keys: std::sync::Arc<StoreKeys>,
     pub reuse_window: Duration,
     /// Threads of the async runtime: 1 is a current-thread runtime.
     pub worker_threads: usize,
@@ -343,6 +346,8 @@ pub enum ConfigError {
          printable ASCII, without quotes"
     )]
     Scope(String),
+    #[error(transparent)]
+    StoreKey(#[from] AtRestError),
 }
 
 impl Config {
@@ -360,6 +365,7 @@ impl Config {
             ),
         };
         let held = held_credentials(&env)?;
+        let store_keys = std::sync::Arc::new(StoreKeys::from_env(&env)?);
         let transport = match args.transport {
             TransportKind::Stdio if args.auth_issuer.is_some() => {
                 return Err(ConfigError::IssuerWithoutHttp);
@@ -383,6 +389,7 @@ impl Config {
                 DurabilityArg::Strict => Durability::Strict,
                 DurabilityArg::Relaxed => Durability::Relaxed,
             },
+            store_keys,
             reuse_window: Duration::from_secs(args.reuse_window_secs),
             worker_threads: saturating_usize(args.worker_threads),
         })

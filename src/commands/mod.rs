@@ -48,11 +48,14 @@ pub enum SetupError {
 /// window: what the server and the commands share. `None` without `--token-store`.
 pub async fn open_store(config: &Config) -> Result<Option<StoreSettings>, StoreError> {
     let store: Arc<dyn TokenStore> = match &config.token_store {
-        Some(StoreLocation::File(path)) => Arc::new(FileStore::open(path)?),
+        Some(StoreLocation::File(path)) => {
+            Arc::new(FileStore::open(path, config.store_keys.clone())?)
+        }
         Some(StoreLocation::Redis(url)) => {
             let settings = RedisSettings {
                 lease: config.timeout + STORE_LEASE_MARGIN,
                 durability: config.store_durability,
+                keys: config.store_keys.clone(),
             };
             Arc::new(RedisStore::open(url, &settings).await?)
         }

@@ -7,8 +7,11 @@
 //! Redis that processes on any number of machines share) and [`MemoryStore`] (this process
 //! only). A backend's own refusals (file modes, a corrupt file) are raised when
 //! it is opened; nothing in a store is ever silently discarded. Consumed refresh tokens are
-//! remembered only as SHA-256 hashes, to recognise a retry within the reuse window.
+//! remembered only as SHA-256 hashes, to recognise a retry within the reuse window. With
+//! `PROCORE_STORE_KEY` every backend that writes outside this process seals the token
+//! responses it stores ([`StoreKeys`]).
 
+mod at_rest;
 mod file;
 mod memory;
 mod redis;
@@ -19,6 +22,7 @@ use futures::{FutureExt, future::BoxFuture};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+pub use at_rest::{AtRestError, STORE_KEY_PREVIOUS_VAR, STORE_KEY_VAR, Sealed, StoreKeys};
 pub use file::{FileError, FileStore};
 pub use memory::MemoryStore;
 pub use redis::{
@@ -178,6 +182,12 @@ pub enum StoreError {
     /// The Redis backend's own failures (unreachable, refused settings, a newer format).
     #[error(transparent)]
     Redis(#[from] RedisStoreError),
+    /// A stored token response that cannot be opened with the keys given (or sealed).
+    #[error("token store {location}: {source}")]
+    AtRest {
+        location: String,
+        source: AtRestError,
+    },
     #[error("token store {location} is locked by another process and stayed locked for {waited:?}")]
     LockTimeout { location: String, waited: Duration },
     #[error("token store {location}: the pair of {key} was changed without this call's lease")]

@@ -24,8 +24,8 @@ use ::redis::{
 use futures::FutureExt;
 
 use super::{
-    Lease, PairKey, Principal, Rotation, StoreError, StoreFuture, StoredPair, TokenStore,
-    sha256_hex,
+    Lease, PairKey, Principal, Rotation, STORE_KEY_VAR, StoreError, StoreFuture, StoreKeys,
+    StoredPair, TokenStore, sha256_hex,
 };
 use crate::secret::Secret;
 
@@ -88,6 +88,8 @@ pub struct RedisSettings {
     /// How long a lease lasts unless renewed: the upstream timeout and a margin.
     pub lease: Duration,
     pub durability: Durability,
+    /// What the token responses are sealed with in Redis (nothing: plain text).
+    pub keys: Arc<StoreKeys>,
 }
 
 /// A Redis holding the pairs.
@@ -98,6 +100,7 @@ pub struct RedisStore {
     /// Tells this opening's locks from every other holder's.
     owner: String,
     lease_ms: u64,
+    keys: Arc<StoreKeys>,
 }
 
 impl std::fmt::Debug for RedisStore {
@@ -182,14 +185,20 @@ impl RedisStore {
             connection,
             owner: uuid::Uuid::new_v4().simple().to_string(),
             lease_ms: u64::try_from(settings.lease.as_millis()).unwrap_or(u64::MAX),
+            keys: settings.keys.clone(),
         };
         store.check_durability(settings.durability).await?;
         store.check_format().await?;
-        tracing::warn!(
-            token_store = %store.location,
-            "token responses, refresh tokens included (they do not expire), are kept in \
-             Redis in plain text: restrict who can reach this Redis and read its files"
-        );
+        store.check_sealed().await?;
+        if !store.keys.seals() {
+            tracing::warn!(
+                token_store = %store.location,
+                "token responses, refresh tokens included (they do not expire), are kept in \
+                 Redis in plain text: set {STORE_KEY_VAR} (base64 of 32 random bytes, e.g. \
+                 from `openssl rand -base64 32`) in the environment to encrypt them, and \
+                 restrict who can reach this Redis and read its files"
+            );
+        }
         Ok(store)
     }
 
@@ -288,6 +297,78 @@ impl RedisStore {
         }
     }
 
+    /// Every stored pair must open with the keys given: a wrong or missing key stops the
+    /// start, rather than showing an empty store later. Plain pairs are counted (each is
+    /// sealed at its next save when a key is set).
+    async fn check_sealed(&self) -> Result<(), StoreError> {
+        let mut plain = 0usize;
+        for key in self.stored_keys().await? {
+            if self.read(&Keys::of(&key), &key).await?.is_some()
+                && self.key_id_of(&key).await?.is_none()
+            {
+                plain += 1;
+            }
+        }
+        if plain > 0 && self.keys.seals() {
+            tracing::info!(
+                token_store = %self.location,
+                pairs = plain,
+                "stored token responses in plain text are encrypted at their next save"
+            );
+        }
+        Ok(())
+    }
+
+    /// The key id stored beside the pair's response (`None`: plain text).
+    async fn key_id_of(&self, key: &PairKey) -> Result<Option<String>, StoreError> {
+        let kid: Option<String> = self
+            .connection()
+            .hget(&Keys::of(key).pair, "kid")
+            .await
+            .map_err(|error| self.failed(&error))?;
+        Ok(kid.filter(|kid| !kid.is_empty()))
+    }
+
+    /// The key of every stored pair (with a response), as its hash records it.
+    async fn stored_keys(&self) -> Result<Vec<PairKey>, StoreError> {
+        let mut connection = self.connection();
+        let mut cursor: u64 = 0;
+        let mut found: Vec<PairKey> = Vec::new();
+        loop {
+            let (next, names): (u64, Vec<String>) = ::redis::cmd("SCAN")
+                .arg(cursor)
+                .arg("MATCH")
+                .arg("ptm:1:{*}:pair")
+                .arg("COUNT")
+                .arg(200)
+                .query_async(&mut connection)
+                .await
+                .map_err(|error| self.failed(&error))?;
+            for name in names {
+                let fields: Vec<Option<String>> = ::redis::cmd("HMGET")
+                    .arg(&name)
+                    .arg(&["principal", "host", "cid", "resp"])
+                    .query_async(&mut connection)
+                    .await
+                    .map_err(|error| self.failed(&error))?;
+                if let [Some(principal), Some(host), Some(client_id), Some(_)] = fields.as_slice() {
+                    found.push(PairKey {
+                        principal: parse_principal(principal),
+                        login_host: host.clone(),
+                        client_id: client_id.clone(),
+                    });
+                }
+            }
+            cursor = next;
+            if cursor == 0 {
+                break;
+            }
+        }
+        found.sort();
+        found.dedup();
+        Ok(found)
+    }
+
     fn check<'a>(&self, lease: &'a Lease) -> Result<&'a Held, StoreError> {
         match lease.held::<Held>() {
             Some(held) if held.location == self.location => Ok(held),
@@ -372,6 +453,13 @@ impl RedisStore {
             return Ok(None);
         };
         let field = |name: &str| fields.get(name).cloned().unwrap_or_default();
+        let response = self
+            .keys
+            .open(key, fields.get("kid").map(String::as_str), response)
+            .map_err(|source| StoreError::AtRest {
+                location: self.location.clone(),
+                source,
+            })?;
         let stored_ms: u64 = field("stored_ms").parse().unwrap_or(0);
         let rotated_from = rotations
             .into_iter()
@@ -382,7 +470,7 @@ impl RedisStore {
             .collect();
         StoredPair::new(
             key.clone(),
-            Secret::new(response.clone()),
+            response,
             stored_ms / 1000,
             field("cred"),
             rotated_from,
@@ -407,6 +495,13 @@ impl RedisStore {
             .refresh_token()
             .map(|token| sha256_hex(token.expose()))
             .unwrap_or_default();
+        let sealed = self
+            .keys
+            .seal(&pair.key, pair.response())
+            .map_err(|source| StoreError::AtRest {
+                location: self.location.clone(),
+                source,
+            })?;
         let mut script = COMMIT.prepare_invoke();
         script
             .key(&keys.pair)
@@ -414,12 +509,13 @@ impl RedisStore {
             .key(&keys.lock)
             .arg(version)
             .arg(&refresh_hash)
-            .arg(pair.response().expose())
+            .arg(&sealed.value)
             .arg(&pair.credentials_sha256)
             .arg(principal_field(&pair.key.principal))
             .arg(&pair.key.login_host)
             .arg(&pair.key.client_id)
             .arg(lock_token)
+            .arg(sealed.key_id.as_deref().unwrap_or(""))
             .arg(pair.rotated_from.len());
         for rotation in &pair.rotated_from {
             script.arg(&rotation.refresh_token_sha256);
@@ -627,46 +723,13 @@ impl TokenStore for RedisStore {
         login_host: &'a str,
     ) -> StoreFuture<'a, Option<StoredPair>> {
         async move {
-            let mut connection = self.connection();
-            let mut cursor: u64 = 0;
-            let mut found: Vec<PairKey> = Vec::new();
-            let wanted = principal_field(principal);
-            loop {
-                let (next, names): (u64, Vec<String>) = ::redis::cmd("SCAN")
-                    .arg(cursor)
-                    .arg("MATCH")
-                    .arg("ptm:1:{*}:pair")
-                    .arg("COUNT")
-                    .arg(200)
-                    .query_async(&mut connection)
-                    .await
-                    .map_err(|error| self.failed(&error))?;
-                for name in names {
-                    let fields: Vec<Option<String>> = ::redis::cmd("HMGET")
-                        .arg(&name)
-                        .arg(&["principal", "host", "cid", "resp"])
-                        .query_async(&mut connection)
-                        .await
-                        .map_err(|error| self.failed(&error))?;
-                    if let [Some(principal), Some(host), Some(client_id), Some(_)] =
-                        fields.as_slice()
-                        && *principal == wanted
-                        && host == login_host
-                    {
-                        found.push(PairKey {
-                            principal: parse_principal(principal),
-                            login_host: host.clone(),
-                            client_id: client_id.clone(),
-                        });
-                    }
-                }
-                cursor = next;
-                if cursor == 0 {
-                    break;
-                }
-            }
-            found.sort();
-            found.dedup();
+            let wanted = (principal, login_host);
+            let found: Vec<PairKey> = self
+                .stored_keys()
+                .await?
+                .into_iter()
+                .filter(|key| (&key.principal, key.login_host.as_str()) == wanted)
+                .collect();
             match found.as_slice() {
                 [only] => self.load(only).await,
                 _ => Ok(None),
@@ -780,8 +843,8 @@ return 0
 });
 
 /// The commit: KEYS pair, rot, lock; ARGV version read, refresh-token hash, response,
-/// credentials hash, principal, login host, client id, the lock's value, the number of
-/// rotations and their hashes (newest first). `stored` when the pair already holds this
+/// credentials hash, principal, login host, client id, the lock's value, the response's key
+/// id (empty: plain text), the number of rotations and their hashes (newest first). `stored` when the pair already holds this
 /// refresh token (a retried commit), `superseded` when a newer version exists, else written
 /// with version + 1. A rotation already in `rot` keeps its time; a new one is timed now, by
 /// Redis's clock. The lock is cleared if still this holder's, in the same step, so a crash
@@ -805,18 +868,18 @@ end
 if version > tonumber(ARGV[1]) then
   return {'superseded', string.format('%d', version)}
 end
-local count = tonumber(ARGV[9])
+local count = tonumber(ARGV[10])
 local scores = {}
 for i = 1, count do
-  scores[i] = redis.call('ZSCORE', KEYS[2], ARGV[9 + i]) or string.format('%.0f', now)
+  scores[i] = redis.call('ZSCORE', KEYS[2], ARGV[10 + i]) or string.format('%.0f', now)
 end
 redis.call('DEL', KEYS[2])
 for i = 1, count do
-  redis.call('ZADD', KEYS[2], scores[i], ARGV[9 + i])
+  redis.call('ZADD', KEYS[2], scores[i], ARGV[10 + i])
 end
 redis.call('HSET', KEYS[1], 'ver', string.format('%d', version + 1), 'resp', ARGV[3],
   'rt', ARGV[2], 'cred', ARGV[4], 'principal', ARGV[5], 'host', ARGV[6], 'cid', ARGV[7],
-  'stored_ms', string.format('%.0f', now))
+  'stored_ms', string.format('%.0f', now), 'kid', ARGV[9])
 release()
 return {'committed', string.format('%d', version + 1)}
 ",
@@ -839,7 +902,8 @@ end
 if not redis.call('HGET', KEYS[1], 'resp') then
   return {'absent', string.format('%d', version)}
 end
-redis.call('HDEL', KEYS[1], 'resp', 'rt', 'cred', 'principal', 'host', 'cid', 'stored_ms')
+redis.call('HDEL', KEYS[1], 'resp', 'kid', 'rt', 'cred', 'principal', 'host', 'cid',
+  'stored_ms')
 redis.call('DEL', KEYS[2])
 redis.call('HSET', KEYS[1], 'ver', string.format('%d', version + 1))
 return {'removed', string.format('%d', version + 1)}
@@ -862,6 +926,7 @@ mod tests {
         RedisSettings {
             lease: Duration::from_millis(lease_ms),
             durability: Durability::Strict,
+            keys: Arc::new(StoreKeys::plain()),
         }
     }
 

@@ -12,6 +12,7 @@ mod lock;
 
 use std::{
     path::{Path, PathBuf},
+    sync::Arc,
     time::Duration,
 };
 
@@ -20,10 +21,9 @@ use serde::{Deserialize, Serialize};
 
 use self::lock::StoreLock;
 use super::{
-    Lease, PairKey, Principal, Rotation, StoreError, StoreFuture, StoredPair, TokenStore,
-    the_only_pair_of,
+    AtRestError, Lease, PairKey, Principal, Rotation, StoreError, StoreFuture, StoreKeys,
+    StoredPair, TokenStore, the_only_pair_of,
 };
-use crate::secret::Secret;
 
 /// Why the store file cannot be used: checked when it is opened, and again whenever it is
 /// read or written. Messages name the file; none contains a secret.
@@ -58,6 +58,8 @@ pub enum FileError {
          repair it, then start again"
     )]
     Corrupt { path: PathBuf, detail: String },
+    #[error("token store {path}: {source}")]
+    AtRest { path: PathBuf, source: AtRestError },
     #[error(
         "token store {path} was written by a newer version (format {found}); this version \
          reads format {FORMAT}"
@@ -76,6 +78,8 @@ const OPEN_PATIENCE: Duration = Duration::from_secs(30);
 pub struct FileStore {
     path: PathBuf,
     lock_path: PathBuf,
+    /// What the token responses are sealed with on disk (nothing: plain text).
+    keys: Arc<StoreKeys>,
 }
 
 /// Every pair of the file, as read.
@@ -98,7 +102,10 @@ struct PairOnDisk {
     principal: Option<String>,
     login_host: String,
     client_id: String,
+    /// The token response: plain JSON text, or sealed under the key `key_id` names.
     response: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    key_id: Option<String>,
     stored_at: u64,
     credentials_sha256: String,
     #[serde(default)]
@@ -108,8 +115,9 @@ struct PairOnDisk {
 impl FileStore {
     /// Check the store at start-up: the directory (created 0700 when missing), the file's
     /// permissions and contents, and that the lock file can be created; recover a pair an
-    /// interrupted write left behind.
-    pub fn open(path: impl Into<PathBuf>) -> Result<Self, StoreError> {
+    /// interrupted write left behind. Every stored response must open with `keys` (a
+    /// plain one always does; it is sealed at the next write).
+    pub fn open(path: impl Into<PathBuf>, keys: Arc<StoreKeys>) -> Result<Self, StoreError> {
         let path: PathBuf = path.into();
         let path = if path.is_relative() {
             std::env::current_dir()
@@ -127,6 +135,7 @@ impl FileStore {
         let store = Self {
             lock_path: path.with_file_name(lock_name),
             path,
+            keys,
         };
         disk::prepare_directory(store.directory())?;
         disk::check_file(&store.path)?;
@@ -232,9 +241,16 @@ impl FileStore {
                     login_host: pair.login_host,
                     client_id: pair.client_id,
                 };
+                let response = self
+                    .keys
+                    .open(&key, pair.key_id.as_deref(), &pair.response)
+                    .map_err(|source| FileError::AtRest {
+                        path: self.path.clone(),
+                        source,
+                    })?;
                 StoredPair::new(
                     key,
-                    Secret::new(pair.response),
+                    response,
                     pair.stored_at,
                     pair.credentials_sha256,
                     pair.rotated_from,
@@ -251,21 +267,32 @@ impl FileStore {
 
     /// The file's bytes for `contents`; wiped from memory when dropped.
     fn encode(&self, contents: &Contents) -> Result<zeroize::Zeroizing<Vec<u8>>, FileError> {
-        let on_disk = OnDisk {
-            format: FORMAT,
-            pairs: contents
-                .pairs
-                .iter()
-                .map(|pair| PairOnDisk {
+        let pairs = contents
+            .pairs
+            .iter()
+            .map(|pair| {
+                let sealed = self
+                    .keys
+                    .seal(&pair.key, pair.response())
+                    .map_err(|source| FileError::AtRest {
+                        path: self.path.clone(),
+                        source,
+                    })?;
+                Ok(PairOnDisk {
                     principal: pair.key.principal.subject().map(str::to_owned),
                     login_host: pair.key.login_host.clone(),
                     client_id: pair.key.client_id.clone(),
-                    response: pair.response().expose().to_owned(),
+                    response: sealed.value,
+                    key_id: sealed.key_id,
                     stored_at: pair.stored_at,
                     credentials_sha256: pair.credentials_sha256.clone(),
                     rotated_from: pair.rotated_from.clone(),
                 })
-                .collect(),
+            })
+            .collect::<Result<_, FileError>>()?;
+        let on_disk = OnDisk {
+            format: FORMAT,
+            pairs,
         };
         serde_json::to_vec_pretty(&on_disk)
             .map(zeroize::Zeroizing::new)
@@ -440,6 +467,10 @@ mod tests {
     use std::os::unix::fs::PermissionsExt;
 
     use super::*;
+
+    fn plain() -> Arc<StoreKeys> {
+        Arc::new(StoreKeys::plain())
+    }
     use crate::store::tests::pair;
 
     fn temp_dir(name: &str) -> PathBuf {
@@ -457,7 +488,7 @@ mod tests {
     async fn round_trips_with_private_permissions() {
         let dir = temp_dir("roundtrip");
         let path = dir.join("nested").join("tokens.json");
-        let store = FileStore::open(&path).unwrap();
+        let store = FileStore::open(&path, plain()).unwrap();
         let nested_mode = std::fs::metadata(path.parent().unwrap())
             .unwrap()
             .permissions()
@@ -499,7 +530,7 @@ mod tests {
     #[tokio::test]
     async fn a_users_pair_keeps_its_principal_even_one_named_local() {
         let dir = temp_dir("principal");
-        let store = FileStore::open(dir.join("tokens.json")).unwrap();
+        let store = FileStore::open(dir.join("tokens.json"), plain()).unwrap();
         let mut theirs = pair("a", r#"{"access_token":"u"}"#);
         theirs.key.principal = Principal::user("local");
         let lease = store
@@ -521,7 +552,7 @@ mod tests {
     #[tokio::test]
     async fn a_pair_is_removed_under_its_lease_and_a_foreign_lease_changes_nothing() {
         let dir = temp_dir("remove");
-        let store = FileStore::open(dir.join("tokens.json")).unwrap();
+        let store = FileStore::open(dir.join("tokens.json"), plain()).unwrap();
         let stored = pair("a", r#"{"access_token":"x","refresh_token":"y"}"#);
         let key = stored.key.clone();
         let lease = store.lease(&key, Duration::from_secs(1)).await.unwrap();
@@ -548,12 +579,12 @@ mod tests {
         let path = dir.join("tokens.json");
         std::fs::write(&path, b"{}").unwrap();
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
-        let error = FileStore::open(&path).unwrap_err().to_string();
+        let error = FileStore::open(&path, plain()).unwrap_err().to_string();
         assert!(error.contains("chmod 600"), "{error}");
 
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
         std::fs::write(&path, b"{ not json").unwrap();
-        let error = FileStore::open(&path).unwrap_err().to_string();
+        let error = FileStore::open(&path, plain()).unwrap_err().to_string();
         assert!(
             error.contains("corrupt") && error.contains("tokens.json"),
             "{error}"
@@ -570,7 +601,7 @@ mod tests {
     fn refuses_a_directory_others_can_write() {
         let dir = temp_dir("dirmode");
         std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o777)).unwrap();
-        let error = FileStore::open(dir.join("tokens.json"))
+        let error = FileStore::open(dir.join("tokens.json"), plain())
             .unwrap_err()
             .to_string();
         assert!(error.contains("writable by other users"), "{error}");
@@ -580,7 +611,7 @@ mod tests {
     #[tokio::test]
     async fn the_lease_excludes_a_second_holder_until_released() {
         let dir = temp_dir("lock");
-        let store = FileStore::open(dir.join("tokens.json")).unwrap();
+        let store = FileStore::open(dir.join("tokens.json"), plain()).unwrap();
         let key = PairKey::local("https://login.procore.com", "a");
         let first = store.lease(&key, Duration::from_secs(1)).await.unwrap();
         let second = store.lease(&key, Duration::from_millis(100)).await;
@@ -595,8 +626,8 @@ mod tests {
         let dir = temp_dir("two");
         let path = dir.join("tokens.json");
         let (one, two) = (
-            FileStore::open(&path).unwrap(),
-            FileStore::open(&path).unwrap(),
+            FileStore::open(&path, plain()).unwrap(),
+            FileStore::open(&path, plain()).unwrap(),
         );
         let a = PairKey::local("https://login.procore.com", "a");
         let b = PairKey::local("https://login.procore.com", "b");
@@ -610,7 +641,7 @@ mod tests {
         two.save(&held, pair("a", r#"{"access_token":"z"}"#))
             .await
             .unwrap();
-        let other = FileStore::open(dir.join("other.json")).unwrap();
+        let other = FileStore::open(dir.join("other.json"), plain()).unwrap();
         assert!(matches!(
             other
                 .save(&held, pair("a", r#"{"access_token":"w"}"#))
