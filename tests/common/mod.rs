@@ -348,6 +348,8 @@ impl Launch {
             "PROCORE_MAX_RESPONSE_BYTES",
             "PROCORE_TOKEN_STORE",
             "PROCORE_STORE_DURABILITY",
+            "PROCORE_STORE_KEY",
+            "PROCORE_STORE_KEY_PREVIOUS",
             "MCP_TRANSPORT",
             "MCP_LISTEN",
             "MCP_ALLOWED_HOSTS",

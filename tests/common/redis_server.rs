@@ -275,8 +275,8 @@ impl RedisServer {
             .unwrap()
     }
 
-    /// The token response of every stored pair (`ptm:1:{…}:pair` keys holding one).
-    pub fn stored_responses(&self) -> Vec<serde_json::Value> {
+    /// The field `field` of every stored pair (`ptm:1:{…}:pair` keys holding a response).
+    pub fn pair_fields(&self, field: &str) -> Vec<Option<String>> {
         let mut connection = self.connection();
         let keys: Vec<String> = redis::cmd("KEYS")
             .arg("ptm:1:{*}:pair")
@@ -284,14 +284,70 @@ impl RedisServer {
             .unwrap();
         keys.iter()
             .filter_map(|key| {
-                redis::cmd("HGET")
+                let [response, wanted]: [Option<String>; 2] = redis::cmd("HMGET")
                     .arg(key)
                     .arg("resp")
-                    .query::<Option<String>>(&mut connection)
+                    .arg(field)
+                    .query::<Vec<Option<String>>>(&mut connection)
                     .unwrap()
+                    .try_into()
+                    .unwrap();
+                response.map(|_| wanted)
             })
+            .collect()
+    }
+
+    /// The token response of every stored pair (`ptm:1:{…}:pair` keys holding one).
+    pub fn stored_responses(&self) -> Vec<serde_json::Value> {
+        self.pair_fields("resp")
+            .into_iter()
+            .flatten()
             .map(|text| serde_json::from_str(&text).unwrap())
             .collect()
+    }
+
+    /// Everything this Redis holds and wrote to disk, as text: every key with its value
+    /// (strings, hashes, sets, sorted sets, lists) and every file in its directory (the
+    /// append-only file among them), for a test that looks for a secret at rest.
+    pub fn everything_at_rest(&self) -> String {
+        let mut connection = self.connection();
+        let keys: Vec<String> = redis::cmd("KEYS").arg("*").query(&mut connection).unwrap();
+        let mut dump = String::new();
+        for key in keys {
+            let kind: String = redis::cmd("TYPE").arg(&key).query(&mut connection).unwrap();
+            let value: redis::Value = match kind.as_str() {
+                "string" => redis::cmd("GET").arg(&key).query(&mut connection),
+                "hash" => redis::cmd("HGETALL").arg(&key).query(&mut connection),
+                "zset" => redis::cmd("ZRANGE")
+                    .arg(&key)
+                    .arg(0)
+                    .arg(-1)
+                    .arg("WITHSCORES")
+                    .query(&mut connection),
+                "set" => redis::cmd("SMEMBERS").arg(&key).query(&mut connection),
+                "list" => redis::cmd("LRANGE")
+                    .arg(&key)
+                    .arg(0)
+                    .arg(-1)
+                    .query(&mut connection),
+                other => panic!("key {key} of unexpected type {other}"),
+            }
+            .unwrap();
+            dump.push_str(&format!("{key} = {value:?}\n"));
+        }
+        let mut directories = vec![self.dir.clone()];
+        while let Some(directory) = directories.pop() {
+            for entry in std::fs::read_dir(&directory).unwrap().flatten() {
+                let path = entry.path();
+                if path.is_dir() {
+                    directories.push(path);
+                } else {
+                    let bytes = std::fs::read(&path).unwrap();
+                    dump.push_str(&String::from_utf8_lossy(&bytes));
+                }
+            }
+        }
+        dump
     }
 
     /// The one stored token response.

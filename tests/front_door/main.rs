@@ -16,6 +16,7 @@
 mod common;
 
 mod access_token;
+mod at_rest;
 mod end_to_end;
 mod forwarding;
 mod hostile_clients;

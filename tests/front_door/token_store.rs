@@ -16,23 +16,23 @@ use serde_json::{Value, json};
 
 /// Where a test keeps its tokens: a store file, or a real Redis (the tests that hold for
 /// both run on each).
-enum Backend {
+pub(crate) enum Backend {
     File(StoreDir),
     Redis(RedisServer),
 }
 
 impl Backend {
-    fn file() -> Self {
+    pub(crate) fn file() -> Self {
         Self::File(StoreDir::new())
     }
 
     /// `None` (after a notice) where redis-server is not installed, outside CI.
-    fn redis() -> Option<Self> {
+    pub(crate) fn redis() -> Option<Self> {
         RedisServer::start(&[]).map(Self::Redis)
     }
 
     /// What `--token-store` is given.
-    fn location(&self) -> String {
+    pub(crate) fn location(&self) -> String {
         match self {
             Self::File(dir) => dir.file().to_str().unwrap().to_owned(),
             Self::Redis(redis) => redis.url(),
