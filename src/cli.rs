@@ -18,6 +18,12 @@ Server-held credentials (environment only, never on the command line):
   When both are set, callers may omit client_id and client_secret and the secret never
   passes through the model.
 
+Token store encryption at rest (environment only, never on the command line):
+  PROCORE_STORE_KEY           base64 of 32 random bytes (`openssl rand -base64 32`): every
+                              stored token response is encrypted with it (AES-256-GCM)
+  PROCORE_STORE_KEY_PREVIOUS  the key before it, still read while rotating; values are
+                              rewritten under PROCORE_STORE_KEY at their next save
+
 Logging goes to stderr; RUST_LOG sets the level (default: info). No secret is ever logged.
 
 Examples:

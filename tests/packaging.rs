@@ -140,7 +140,13 @@ fn variables_the_binary_reads() -> BTreeSet<String> {
                 .collect()
         })
         .collect();
-    for name in ["PROCORE_CLIENT_ID", "PROCORE_CLIENT_SECRET", "RUST_LOG"] {
+    for name in [
+        "PROCORE_CLIENT_ID",
+        "PROCORE_CLIENT_SECRET",
+        "PROCORE_STORE_KEY",
+        "PROCORE_STORE_KEY_PREVIOUS",
+        "RUST_LOG",
+    ] {
         assert!(help.contains(name), "--help names {name}");
         names.insert(name.to_owned());
     }
@@ -173,7 +179,12 @@ fn environment_variables_are_declared_as_they_really_are() {
                  credentials"
             );
             let secret = variable["isSecret"].as_bool().unwrap_or(false);
-            assert_eq!(secret, name == "PROCORE_CLIENT_SECRET", "{name}: isSecret");
+            // The secrets: the client secret and the store's keys.
+            let is_secret = matches!(
+                name,
+                "PROCORE_CLIENT_SECRET" | "PROCORE_STORE_KEY" | "PROCORE_STORE_KEY_PREVIOUS"
+            );
+            assert_eq!(secret, is_secret, "{name}: isSecret");
             assert!(
                 variable["description"]
                     .as_str()
