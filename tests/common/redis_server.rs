@@ -315,7 +315,7 @@ impl RedisServer {
         let mut dump = String::new();
         for key in keys {
             let kind: String = redis::cmd("TYPE").arg(&key).query(&mut connection).unwrap();
-            let value: redis::Value = match kind.as_str() {
+            let values: Vec<String> = match kind.as_str() {
                 "string" => redis::cmd("GET").arg(&key).query(&mut connection),
                 "hash" => redis::cmd("HGETALL").arg(&key).query(&mut connection),
                 "zset" => redis::cmd("ZRANGE")
@@ -333,7 +333,7 @@ impl RedisServer {
                 other => panic!("key {key} of unexpected type {other}"),
             }
             .unwrap();
-            dump.push_str(&format!("{key} = {value:?}\n"));
+            dump.push_str(&format!("{key} = {}\n", values.join(" ")));
         }
         let mut directories = vec![self.dir.clone()];
         while let Some(directory) = directories.pop() {

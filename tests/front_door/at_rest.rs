@@ -158,8 +158,12 @@ async fn sealed_on(backend: Backend) {
     canaries.extend([code, secret.clone()]);
     assert_none_at_rest(&backend, &canaries);
     assert_eq!(backend.key_ids(), vec![Some(key_id(&one))]);
-    let logged = logs.text();
+    let logged = logs.until_closed().await;
     assert!(!logged.contains(&one), "the key in a log line: {logged}");
+    assert!(
+        !logged.contains("plain text"),
+        "no plain-text warning: {logged}"
+    );
 
     // Restarted with the same key: the stored pair (rotated a moment ago) is the answer to
     // a refresh of the stored pair, read from the store, nothing sent; then a refresh.

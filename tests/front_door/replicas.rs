@@ -239,7 +239,10 @@ async fn the_redis_password_never_appears_in_a_log_line_or_an_error() {
         logged.contains(&redis.url()),
         "the store is named without its password: {logged}"
     );
-    assert!(logged.contains("plain text"), "warns of plain text at rest");
+    assert!(
+        logged.contains("plain text") && logged.contains("set PROCORE_STORE_KEY"),
+        "warns of plain text at rest, saying how to encrypt: {logged}"
+    );
     assert!(!logged.contains(PASSWORD), "{logged}");
 
     // A wrong password is refused at start-up, naming the store, not the password.

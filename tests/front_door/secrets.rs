@@ -833,3 +833,52 @@ async fn no_secret_escapes_over_stdio_with_a_redis_store() {
     seen.assert_clean();
     assert_logs_clean(&logs.until_closed().await);
 }
+
+/// The same audit with a Redis token store and `PROCORE_STORE_KEY`: no secret reaches the
+/// log, the key included, and none is readable at rest, in any Redis value or in the
+/// append-only file.
+#[tokio::test]
+async fn no_secret_is_at_rest_in_redis_nor_logged_with_a_store_key() {
+    init();
+    let Some(redis) = crate::common::redis_server::RedisServer::start(&[]) else {
+        return;
+    };
+    const STORE_KEY: &str = "c3RvcmUta2V5LWNhbmFyeS0wMTIzNDU2Nzg5YWJjZGU=";
+    let mut upstream = FaultyUpstream::start().await;
+    let mut seen = Seen::default();
+    let launch = launch(&upstream)
+        .arg("--token-store")
+        .arg(redis.url())
+        .arg("--reuse-window-secs")
+        .arg("0")
+        .env("PROCORE_STORE_KEY", STORE_KEY);
+    let (client, logs) = stdio_client(&launch).await;
+    every_grant_and_fault(&client, &mut upstream, &mut seen).await;
+    client.cancel().await.unwrap();
+    let key_ids = redis.pair_fields("kid");
+    assert!(
+        !key_ids.is_empty()
+            && key_ids
+                .iter()
+                .all(|kid| kid.as_deref().is_some_and(|kid| kid.len() == 8)),
+        "the paths stored sealed pairs: {key_ids:?}"
+    );
+    let at_rest = redis.everything_at_rest();
+    assert!(
+        at_rest.contains("appendonly") || at_rest.contains("HSET"),
+        "the AOF was read"
+    );
+    for canary in INPUT_CANARIES.iter().chain(&PRODUCT_CANARIES) {
+        assert!(
+            !at_rest.contains(canary),
+            "secret {canary} at rest:\n{at_rest}"
+        );
+    }
+    seen.assert_clean();
+    let logged = logs.until_closed().await;
+    assert!(
+        !logged.contains(STORE_KEY),
+        "the store key in the logs:\n{logged}"
+    );
+    assert_logs_clean(&logged);
+}

@@ -187,10 +187,20 @@ impl FileStore {
     fn recover_orphans(&self, contents: &mut Contents) -> Vec<PathBuf> {
         let mut recovered = Vec::new();
         for temporary in disk::temporaries(&self.path, Duration::from_secs(600)) {
-            let orphan = temporary
-                .bytes
-                .as_ref()
-                .and_then(|bytes| self.decode(bytes).ok());
+            let orphan = match temporary.bytes.as_ref().map(|bytes| self.decode(bytes)) {
+                Some(Ok(orphan)) => Some(orphan),
+                Some(Err(FileError::AtRest { source, .. })) => {
+                    // Complete, but sealed under a key not given now: it may hold the only
+                    // copy of a pair, so it is kept for a start with the right key.
+                    tracing::warn!(
+                        file = %temporary.path.display(),
+                        error = %source,
+                        "kept a temporary file left by an interrupted store write: it cannot be opened with the keys given"
+                    );
+                    continue;
+                }
+                _ => None,
+            };
             let mut gave = false;
             for pair in orphan.map(|orphan| orphan.pairs).unwrap_or_default() {
                 if newer_than(&pair, contents.find(&pair.key)) {
@@ -673,5 +683,91 @@ mod tests {
         successor.stored_at = 2;
         assert!(newer_than(&successor, Some(&stored)), "a later second");
         assert!(!newer_than(&stored, Some(&stored)), "the same pair");
+    }
+
+    fn sealing(byte: u8) -> Arc<StoreKeys> {
+        use base64::Engine;
+        let encoded = base64::engine::general_purpose::STANDARD.encode([byte; 32]);
+        let env = move |var: &str| (var == super::super::STORE_KEY_VAR).then(|| encoded.clone());
+        Arc::new(StoreKeys::from_env(&env).unwrap())
+    }
+
+    #[tokio::test]
+    async fn a_sealed_file_hides_its_tokens_opens_only_with_its_key_and_seals_plain_pairs() {
+        let dir = temp_dir("sealed");
+        let path = dir.join("tokens.json");
+        let plain_store = FileStore::open(&path, plain()).unwrap();
+        let a = pair(
+            "a",
+            r#"{"access_token":"at-plain","refresh_token":"rt-plain"}"#,
+        );
+        let lease = plain_store
+            .lease(&a.key, Duration::from_secs(1))
+            .await
+            .unwrap();
+        plain_store.save(&lease, a.clone()).await.unwrap();
+        drop(lease);
+        assert!(std::fs::read_to_string(&path).unwrap().contains("rt-plain"));
+
+        // Opened with a key: the plain pair reads, and any write seals every pair.
+        let store = FileStore::open(&path, sealing(1)).unwrap();
+        assert_eq!(
+            store.load(&a.key).await.unwrap().unwrap().response(),
+            a.response()
+        );
+        let b = pair("b", r#"{"access_token":"at-b","refresh_token":"rt-b"}"#);
+        let lease = store.lease(&b.key, Duration::from_secs(1)).await.unwrap();
+        store.save(&lease, b.clone()).await.unwrap();
+        drop(lease);
+        let text = std::fs::read_to_string(&path).unwrap();
+        for token in ["at-plain", "rt-plain", "at-b", "rt-b"] {
+            assert!(!text.contains(token), "{token} in {text}");
+        }
+        assert_eq!(text.matches("\"key_id\"").count(), 2, "{text}");
+        assert_eq!(
+            store.load(&a.key).await.unwrap().unwrap().response(),
+            a.response()
+        );
+
+        // Another key, or none: refused at open, naming the variable.
+        for keys in [sealing(2), plain()] {
+            let error = FileStore::open(&path, keys).unwrap_err().to_string();
+            assert!(
+                error.contains("PROCORE_STORE_KEY") && error.contains("tokens.json"),
+                "{error}"
+            );
+        }
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[tokio::test]
+    async fn an_orphan_sealed_under_another_key_is_kept_not_removed() {
+        let (one, two) = (temp_dir("orphan-one"), temp_dir("orphan-two"));
+        let sealed_one = FileStore::open(one.join("tokens.json"), sealing(1)).unwrap();
+        let a = pair("a", r#"{"access_token":"x","refresh_token":"y"}"#);
+        let lease = sealed_one
+            .lease(&a.key, Duration::from_secs(1))
+            .await
+            .unwrap();
+        sealed_one.save(&lease, a.clone()).await.unwrap();
+        drop(lease);
+        // Left by a killed writer an hour ago, beside a store opened with another key.
+        let orphan = two.join("tokens.json.tmp.999.abandoned");
+        std::fs::copy(one.join("tokens.json"), &orphan).unwrap();
+        std::fs::set_permissions(&orphan, std::fs::Permissions::from_mode(0o600)).unwrap();
+        let an_hour_ago = std::time::SystemTime::now() - Duration::from_secs(3600);
+        std::fs::File::options()
+            .write(true)
+            .open(&orphan)
+            .unwrap()
+            .set_modified(an_hour_ago)
+            .unwrap();
+        let store = FileStore::open(two.join("tokens.json"), sealing(2)).unwrap();
+        let lease = store.lease(&a.key, Duration::from_secs(1)).await.unwrap();
+        drop(lease);
+        assert!(orphan.exists(), "it may hold the only copy of a pair");
+        assert!(store.load(&a.key).await.unwrap().is_none());
+        std::fs::remove_dir_all(one).unwrap();
+        std::fs::remove_dir_all(two).unwrap();
     }
 }
