@@ -1151,4 +1151,72 @@ mod tests {
             "{error}"
         );
     }
+
+    fn sealing(byte: u8) -> Arc<StoreKeys> {
+        use base64::Engine;
+        let encoded = base64::engine::general_purpose::STANDARD.encode([byte; 32]);
+        let env = move |var: &str| (var == STORE_KEY_VAR).then(|| encoded.clone());
+        Arc::new(StoreKeys::from_env(&env).unwrap())
+    }
+
+    #[tokio::test]
+    async fn a_sealed_response_moved_to_another_pair_or_under_another_key_stops_the_start() {
+        let Some(redis) = RedisServer::start(&[]) else {
+            return;
+        };
+        let with_key = |keys: Arc<StoreKeys>| RedisSettings {
+            keys,
+            ..settings(5000)
+        };
+        let store = RedisStore::open(&Secret::new(redis.url()), &with_key(sealing(1)))
+            .await
+            .unwrap();
+        let (a, b) = (
+            pair("a", r#"{"access_token":"at-a","refresh_token":"rt-a"}"#),
+            pair("b", r#"{"access_token":"at-b","refresh_token":"rt-b"}"#),
+        );
+        for stored in [&a, &b] {
+            let lease = store
+                .lease(&stored.key, Duration::from_secs(1))
+                .await
+                .unwrap();
+            store.save(&lease, stored.clone()).await.unwrap();
+        }
+        let (keys_a, keys_b) = (Keys::of(&a.key), Keys::of(&b.key));
+        let sealed: String = store.connection().hget(&keys_a.pair, "resp").await.unwrap();
+        assert!(!sealed.contains("rt-a"), "{sealed}");
+        assert_eq!(
+            store.load(&a.key).await.unwrap().unwrap().response(),
+            a.response()
+        );
+
+        // Another key: refused at open, naming the variable and the key id found.
+        let error = RedisStore::open(&Secret::new(redis.url()), &with_key(sealing(2)))
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.contains(STORE_KEY_VAR) && error.contains(sealing(1).current_id().unwrap()),
+            "{error}"
+        );
+
+        // a's sealed response copied onto b: b no longer opens, at load or at open.
+        let _: () = store
+            .connection()
+            .hset(&keys_b.pair, "resp", &sealed)
+            .await
+            .unwrap();
+        assert!(matches!(
+            store.load(&b.key).await,
+            Err(StoreError::AtRest {
+                source: crate::store::AtRestError::Undecryptable { .. },
+                ..
+            })
+        ));
+        let error = RedisStore::open(&Secret::new(redis.url()), &with_key(sealing(1)))
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("does not decrypt"), "{error}");
+    }
 }
