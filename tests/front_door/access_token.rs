@@ -291,7 +291,7 @@ async fn without_held_credentials_the_stored_token_is_handed_out_but_not_renewed
 // ───────────────────────────── the `token` and `login` commands ─────────────────────────────
 
 /// `procore-token-mcp SUBCOMMAND` against `emulator`, holding its credentials, on `store`.
-fn command(
+pub(crate) fn command(
     subcommand: &str,
     emulator: &procore_emulator::RunningEmulator,
     store: &std::path::Path,
@@ -307,13 +307,13 @@ fn command(
 }
 
 /// What a finished command wrote, and how it exited.
-struct Ran {
-    code: Option<i32>,
-    stdout: String,
-    stderr: String,
+pub(crate) struct Ran {
+    pub(crate) code: Option<i32>,
+    pub(crate) stdout: String,
+    pub(crate) stderr: String,
 }
 
-async fn run(launch: &Launch) -> Ran {
+pub(crate) async fn run(launch: &Launch) -> Ran {
     let mut command = launch.command();
     command.stdin(std::process::Stdio::null());
     let output = tokio::time::timeout(Duration::from_secs(60), command.output())

@@ -9,6 +9,7 @@ use procore_emulator::{EmulatorConfig, GrantType, RunningEmulator};
 use serde_json::{Value, json};
 
 use crate::{
+    access_token::{command, run},
     common::{emulator_flow::*, *},
     token_store::{Backend, call, field, launch_on, refused_at_start, tokens_of},
 };
@@ -260,4 +261,45 @@ async fn migrated_on(backend: Backend) {
             .collect::<String>()
     };
     assert!(at_rest.contains(&replaced_hash), "its hash is kept");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_token_command_reads_the_sealed_store_with_the_key_and_refuses_another() {
+    let emulator = start_emulator(EmulatorConfig::generated()).await;
+    let backend = Backend::file();
+    let Backend::File(dir) = &backend else {
+        unreachable!()
+    };
+    let (client, _logs) =
+        stdio_client(&launch_with(&emulator, &backend, Some(&key(4)), None)).await;
+    let (_, first) = sign_in(&client, &emulator).await;
+    client.cancel().await.unwrap();
+
+    let token =
+        run(&command("token", &emulator, &dir.file()).env("PROCORE_STORE_KEY", &key(4))).await;
+    assert_eq!(token.code, Some(0), "{}", token.stderr);
+    assert_eq!(token.stdout.trim(), field(&first, "access_token"));
+
+    let wrong =
+        run(&command("token", &emulator, &dir.file()).env("PROCORE_STORE_KEY", &key(5))).await;
+    assert_ne!(wrong.code, Some(0));
+    assert!(wrong.stdout.is_empty(), "{}", wrong.stdout);
+    assert!(
+        wrong.stderr.contains("PROCORE_STORE_KEY"),
+        "{}",
+        wrong.stderr
+    );
+    assert!(!wrong.stderr.contains(&key(5)) && !wrong.stderr.contains(&key(4)));
+    let without = run(&command("token", &emulator, &dir.file())).await;
+    assert_ne!(without.code, Some(0));
+    assert!(
+        without.stderr.contains("PROCORE_STORE_KEY"),
+        "{}",
+        without.stderr
+    );
+    assert_eq!(
+        emulator.token_requests(GrantType::RefreshToken),
+        0,
+        "nothing sent"
+    );
 }
