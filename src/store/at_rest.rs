@@ -54,6 +54,8 @@ pub enum AtRestError {
     Undecryptable { pair: String, key_id: String },
     #[error("the system's random number generator failed; nothing was stored")]
     Random,
+    #[error("a token response could not be encrypted; nothing was stored")]
+    Unsealable,
 }
 
 /// One AES-256-GCM key and its id.
@@ -181,7 +183,7 @@ impl StoreKeys {
                 Aad::from(associated_data(pair)),
                 &mut *sealed,
             )
-            .map_err(|_| AtRestError::Random)?;
+            .map_err(|_| AtRestError::Unsealable)?;
         let mut envelope = nonce.to_vec();
         envelope.extend_from_slice(&sealed);
         Ok(Sealed {
