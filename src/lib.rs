@@ -18,6 +18,7 @@ pub mod logging;
 pub mod oauth;
 pub mod procore;
 pub mod secret;
+pub mod sign_in;
 pub mod store;
 pub mod tls;
 pub mod tools;
