@@ -76,9 +76,7 @@ fn main() -> ExitCode {
             builder.worker_threads(config.worker_threads);
             builder
         }
-        job if job.is_the_server_or_its_commands() => {
-            tokio::runtime::Builder::new_current_thread()
-        }
+        job if job.is_the_server_or_its_commands() => tokio::runtime::Builder::new_current_thread(),
         _ => tokio::runtime::Builder::new_multi_thread(),
     };
     let runtime = match builder.enable_all().build() {
@@ -201,7 +199,8 @@ async fn run(config: Config, store: Option<StoreSettings>) -> anyhow::Result<()>
         .with_max_response_bytes(config.max_response_bytes)
         .with_request_encoding(config.request_encoding);
     let exchange = TokenExchange::new(procore, store);
-    let server = ProcoreTokenServer::new(exchange, config.held.clone())?;
+    let server = ProcoreTokenServer::new(exchange, config.held.clone())?
+        .with_environment(config.environment);
     let served = match &config.transport {
         TransportConfig::Stdio => transport::stdio::serve(server.clone(), signal_token()).await,
         TransportConfig::Http(http) => {

@@ -10,6 +10,7 @@ pub mod authorize;
 mod outcome;
 mod output_shape;
 pub mod revoke;
+pub mod sign_in;
 pub mod token;
 pub mod token_info;
 
@@ -49,6 +50,9 @@ const STORE_INSTRUCTIONS: &str = " This server keeps a token store: once a user 
 in, get_access_token returns a working access token (renewed when it runs short) without \
 passing any token, and is the simplest way to get one.";
 
+const SIGN_IN_INSTRUCTIONS: &str = " To sign a user in, prefer sign_in: the client asks the \
+user for the code, so neither it nor any token passes through the conversation.";
+
 /// What this server was started with, as far as tool definitions care.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Capabilities {
@@ -56,6 +60,14 @@ pub struct Capabilities {
     pub credentials_held: bool,
     /// A token store is configured.
     pub token_store: bool,
+}
+
+impl Capabilities {
+    /// Whether `sign_in` is offered: it needs the app's credentials and a store to keep the
+    /// sign-in in.
+    pub fn signs_in(self) -> bool {
+        self.credentials_held && self.token_store
+    }
 }
 
 /// The server handler shared by every session and transport.
@@ -70,6 +82,8 @@ struct ServerState {
     capabilities: Capabilities,
     tools: Vec<Tool>,
     shapes: Shapes,
+    /// The Procore environment's name, for results that say where a user signed in.
+    environment: &'static str,
 }
 
 /// The output schemas of the tools that pass Procore's answers through, compiled once.
@@ -77,6 +91,7 @@ struct Shapes {
     token: OutputShape,
     token_info: OutputShape,
     access_token: OutputShape,
+    sign_in: OutputShape,
 }
 
 impl ProcoreTokenServer {
@@ -92,10 +107,12 @@ impl ProcoreTokenServer {
         let token = token::definition(capabilities);
         let token_info = token_info::definition(capabilities);
         let access_token = access_token::definition(capabilities);
+        let sign_in = sign_in::definition(capabilities);
         let shapes = Shapes {
             token: OutputShape::of(&token)?,
             token_info: OutputShape::of(&token_info)?,
             access_token: OutputShape::of(&access_token)?,
+            sign_in: OutputShape::of(&sign_in)?,
         };
         let mut tools = vec![
             authorize::definition(capabilities),
@@ -106,6 +123,9 @@ impl ProcoreTokenServer {
         if capabilities.token_store {
             tools.push(access_token);
         }
+        if capabilities.signs_in() {
+            tools.push(sign_in);
+        }
         Ok(Self {
             inner: Arc::new(ServerState {
                 exchange,
@@ -113,8 +133,19 @@ impl ProcoreTokenServer {
                 capabilities,
                 tools,
                 shapes,
+                environment: "custom",
             }),
         })
+    }
+
+    /// Name the Procore environment (`production`, `sandbox`, …) the login host is; call
+    /// it before the server is cloned (a clone keeps the name it had).
+    #[must_use]
+    pub fn with_environment(mut self, environment: &'static str) -> Self {
+        if let Some(state) = Arc::get_mut(&mut self.inner) {
+            state.environment = environment;
+        }
+        self
     }
 
     /// Wait for token requests still in flight before the process exits (see
@@ -131,8 +162,18 @@ impl ProcoreTokenServer {
         &self.inner.tools
     }
 
-    /// Run one tool call. `Err` only for a tool this server does not have.
+    /// Run one tool call from a client that cannot be asked anything. `Err` only for a tool
+    /// this server does not have.
     pub async fn call(&self, params: &CallToolRequestParams) -> Result<CallToolResult, ErrorData> {
+        self.call_from(params, None).await
+    }
+
+    /// Run one tool call; `channel` reaches the client's user, when it can ask them.
+    async fn call_from(
+        &self,
+        params: &CallToolRequestParams,
+        channel: Option<&sign_in::UserChannel>,
+    ) -> Result<CallToolResult, ErrorData> {
         let started = Instant::now();
         let state = &self.inner;
         let tool = params.name.as_ref();
@@ -175,6 +216,18 @@ impl ProcoreTokenServer {
                 )
                 .await
                 {
+                    Ok(called) => called,
+                    Err(error) => invalid(error),
+                }
+            }
+            sign_in::NAME if state.capabilities.signs_in() => {
+                let context = sign_in::Context {
+                    exchange: &state.exchange,
+                    held,
+                    environment: state.environment,
+                    shape: &state.shapes.sign_in,
+                };
+                match sign_in::call(&context, arguments, channel).await {
                     Ok(called) => called,
                     Err(error) => invalid(error),
                 }
@@ -297,10 +350,16 @@ impl ServerHandler for ProcoreTokenServer {
                     .with_title("Procore Token MCP")
                     .with_description("Obtains and renews Procore OAuth 2.0 access tokens"),
             )
-            .with_instructions(if self.inner.capabilities.token_store {
-                format!("{INSTRUCTIONS}{STORE_INSTRUCTIONS}")
-            } else {
-                INSTRUCTIONS.to_owned()
+            .with_instructions({
+                let capabilities = self.inner.capabilities;
+                let mut instructions = INSTRUCTIONS.to_owned();
+                if capabilities.token_store {
+                    instructions.push_str(STORE_INSTRUCTIONS);
+                }
+                if capabilities.signs_in() {
+                    instructions.push_str(SIGN_IN_INSTRUCTIONS);
+                }
+                instructions
             })
     }
 
@@ -323,9 +382,21 @@ impl ServerHandler for ProcoreTokenServer {
     async fn call_tool(
         &self,
         request: CallToolRequestParams,
-        _context: RequestContext<RoleServer>,
+        context: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, ErrorData> {
-        self.call(&request).await.map(CallToolResponse::from)
+        // Only sign_in asks the user anything; from protocol 2026-07-28 on a server may
+        // send the client no request at all.
+        let channel = (request.name == sign_in::NAME)
+            .then(|| {
+                let requests_allowed = context
+                    .protocol_version()
+                    .is_none_or(|version| version < ProtocolVersion::V_2026_07_28);
+                sign_in::UserChannel::of(&context.peer, requests_allowed)
+            })
+            .flatten();
+        self.call_from(&request, channel.as_ref())
+            .await
+            .map(CallToolResponse::from)
     }
 
     /// rmcp hands over any request it cannot type: an unknown method, or a known method
@@ -392,6 +463,7 @@ mod definition_length {
                     token_info::definition(capabilities),
                     revoke::definition(capabilities),
                     access_token::definition(capabilities),
+                    sign_in::definition(capabilities),
                 ] {
                     let words = tool
                         .description

@@ -345,12 +345,24 @@ impl Launch {
 
 /// The binary over stdio, driven by rmcp's child-process client.
 pub async fn stdio_client(launch: &Launch) -> (Client, Logs) {
+    stdio_client_with(launch, ()).await
+}
+
+/// The binary over stdio, driven by rmcp's child-process client with `handler` answering
+/// what the server asks the client (and declaring the client's capabilities).
+pub async fn stdio_client_with<H: rmcp::ClientHandler>(
+    launch: &Launch,
+    handler: H,
+) -> (RunningService<RoleClient, H>, Logs) {
     let (transport, stderr) = TokioChildProcess::builder(launch.command())
         .stderr(Stdio::piped())
         .spawn()
         .expect("spawn the server");
     let logs = Logs::follow(stderr.expect("piped stderr"));
-    let client = ().serve(transport).await.expect("initialize over stdio");
+    let client = handler
+        .serve(transport)
+        .await
+        .expect("initialize over stdio");
     (client, logs)
 }
 

@@ -22,6 +22,7 @@ mod hostile_clients;
 mod http_access;
 mod http_limits;
 mod secrets;
+mod sign_in;
 mod startup;
 mod token_store;
 mod tool_list;
