@@ -165,14 +165,15 @@ impl ProcoreTokenServer {
     /// Run one tool call from a client that cannot be asked anything. `Err` only for a tool
     /// this server does not have.
     pub async fn call(&self, params: &CallToolRequestParams) -> Result<CallToolResult, ErrorData> {
-        self.call_from(params, None).await
+        self.call_from(params, Err(sign_in::Unreachable::NoElicitation))
+            .await
     }
 
-    /// Run one tool call; `channel` reaches the client's user, when it can ask them.
+    /// Run one tool call; `channel` reaches the client's user, or says why it cannot.
     async fn call_from(
         &self,
         params: &CallToolRequestParams,
-        channel: Option<&sign_in::UserChannel>,
+        channel: Result<&sign_in::UserChannel, sign_in::Unreachable>,
     ) -> Result<CallToolResult, ErrorData> {
         let started = Instant::now();
         let state = &self.inner;
@@ -386,15 +387,15 @@ impl ServerHandler for ProcoreTokenServer {
     ) -> Result<CallToolResponse, ErrorData> {
         // Only sign_in asks the user anything; from protocol 2026-07-28 on a server may
         // send the client no request at all.
-        let channel = (request.name == sign_in::NAME)
-            .then(|| {
-                let requests_allowed = context
-                    .protocol_version()
-                    .is_none_or(|version| version < ProtocolVersion::V_2026_07_28);
-                sign_in::UserChannel::of(&context.peer, requests_allowed)
-            })
-            .flatten();
-        self.call_from(&request, channel.as_ref())
+        let channel = if request.name == sign_in::NAME {
+            let requests_allowed = context
+                .protocol_version()
+                .is_none_or(|version| version < ProtocolVersion::V_2026_07_28);
+            sign_in::UserChannel::of(&context.peer, requests_allowed)
+        } else {
+            Err(sign_in::Unreachable::NoElicitation)
+        };
+        self.call_from(&request, channel.as_ref().map_err(|why| *why))
             .await
             .map(CallToolResponse::from)
     }

@@ -149,12 +149,36 @@ pub struct UserChannel {
     pub url_mode: bool,
 }
 
+/// Why the user of a call's client cannot be asked anything.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum Unreachable {
+    #[error(
+        "this MCP client did not declare the elicitation capability, so it cannot ask its \
+         user for the code"
+    )]
+    NoElicitation,
+    #[error(
+        "this session speaks protocol 2026-07-28 or later, on which a server may send the \
+         client no request, so the client cannot be asked for the code"
+    )]
+    NoRequestsToTheClient,
+}
+
 impl UserChannel {
-    /// The channel to `peer`, if it declared elicitation (form or URL mode) and its
-    /// protocol still allows requests to the client.
-    pub fn of(peer: &Peer<RoleServer>, protocol_allows_requests: bool) -> Option<Self> {
+    /// The channel to `peer`, if its protocol still allows requests to the client and it
+    /// declared elicitation (form or URL mode).
+    pub fn of(
+        peer: &Peer<RoleServer>,
+        protocol_allows_requests: bool,
+    ) -> Result<Self, Unreachable> {
+        if !protocol_allows_requests {
+            return Err(Unreachable::NoRequestsToTheClient);
+        }
         let modes = peer.supported_elicitation_modes();
-        (protocol_allows_requests && !modes.is_empty()).then(|| Self {
+        if modes.is_empty() {
+            return Err(Unreachable::NoElicitation);
+        }
+        Ok(Self {
             peer: peer.clone(),
             url_mode: modes.contains(&ElicitationMode::Url),
         })
@@ -181,7 +205,7 @@ pub struct Context<'a> {
 pub async fn call(
     context: &Context<'_>,
     arguments: Option<&JsonObject>,
-    channel: Option<&UserChannel>,
+    channel: Result<&UserChannel, Unreachable>,
 ) -> Result<(CallToolResult, &'static str, String), ArgumentError> {
     let args = Arguments::check(arguments, &FIELDS)?;
     let redirect_uri = args
@@ -205,14 +229,14 @@ pub async fn call(
             "store_unavailable",
         ));
     }
-    let Some(channel) = channel else {
-        return Ok(refusal(
-            format!(
-                "this MCP client did not declare the elicitation capability, so it cannot ask \
-                 its user for the code. To sign in without it, {WITHOUT_ELICITATION}"
-            ),
-            "no_elicitation",
-        ));
+    let channel = match channel {
+        Ok(channel) => channel,
+        Err(why) => {
+            return Ok(refusal(
+                format!("{why}. To sign in without it, {WITHOUT_ELICITATION}"),
+                "no_elicitation",
+            ));
+        }
     };
 
     let link = SignInLink::new(context.exchange, &held.client_id, &redirect_uri);

@@ -415,27 +415,45 @@ impl HttpServer {
 
     /// rmcp's streamable HTTP client, `initialize` handshake (protocol ≤ 2025-11-25).
     pub async fn legacy_client(&self) -> Client {
+        self.legacy_client_with(()).await
+    }
+
+    /// [`Self::legacy_client`] with `handler` answering what the server asks the client.
+    pub async fn legacy_client_with<H: rmcp::ClientHandler>(
+        &self,
+        handler: H,
+    ) -> RunningService<RoleClient, H> {
         let transport = StreamableHttpClientTransport::from_config(
             StreamableHttpClientTransportConfig::with_uri(self.mcp_url()),
         );
-        ().serve(transport)
+        handler
+            .serve(transport)
             .await
             .expect("initialize over streamable HTTP")
     }
 
     /// rmcp's streamable HTTP client, stateless 2026-07-28 requests after `server/discover`.
     pub async fn modern_client(&self) -> Client {
+        self.modern_client_with(()).await
+    }
+
+    /// [`Self::modern_client`] with `handler` declaring the client's capabilities.
+    pub async fn modern_client_with<H: rmcp::ClientHandler>(
+        &self,
+        handler: H,
+    ) -> RunningService<RoleClient, H> {
         let transport = StreamableHttpClientTransport::from_config(
             StreamableHttpClientTransportConfig::with_uri(self.mcp_url()),
         );
-        ().serve_with_lifecycle(
-            transport,
-            ClientLifecycleMode::Discover {
-                preferred_versions: vec![ProtocolVersion::V_2026_07_28],
-            },
-        )
-        .await
-        .expect("discover over streamable HTTP")
+        handler
+            .serve_with_lifecycle(
+                transport,
+                ClientLifecycleMode::Discover {
+                    preferred_versions: vec![ProtocolVersion::V_2026_07_28],
+                },
+            )
+            .await
+            .expect("discover over streamable HTTP")
     }
 
     /// rmcp's client over the old HTTP+SSE endpoints.

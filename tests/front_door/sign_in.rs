@@ -353,7 +353,7 @@ async fn a_client_without_elicitation_is_told_the_other_way() {
     assert!(is_error(&result));
     let message = text(&result);
     for needed in [
-        "elicitation",
+        "did not declare the elicitation capability",
         "Nothing was sent",
         "grant_app_authorization",
         "get_or_refresh_an_access_token",
@@ -367,6 +367,44 @@ async fn a_client_without_elicitation_is_told_the_other_way() {
     assert!(is_error(&empty));
     assert!(text(&empty).contains("Call sign_in"), "{}", text(&empty));
     client.cancel().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn over_streamable_http_the_handshake_era_asks_and_the_stateless_era_cannot() {
+    let emulator = start_emulator(EmulatorConfig::generated()).await;
+    let dir = StoreDir::new();
+    let server = HttpServer::start(&launch(&emulator, &dir.file())).await;
+
+    // 2026-07-28 forbids requests to the client: the other way, nothing asked or sent.
+    let user = User::new(true, Answer::Approve);
+    let modern = server.modern_client_with(user.clone()).await;
+    let refused = sign_in(&modern).await;
+    assert!(is_error(&refused));
+    let message = text(&refused);
+    assert!(message.contains("protocol 2026-07-28"), "{message}");
+    assert!(message.contains("grant_app_authorization"), "{message}");
+    assert!(user.asked().is_empty(), "{:?}", user.asked());
+    assert_eq!(emulator.stats().token_requests.total, 0);
+    modern.cancel().await.unwrap();
+
+    // The handshake era: the questions come on the call's own stream.
+    let user = User::new(true, Answer::Approve);
+    let legacy = server.legacy_client_with(user.clone()).await;
+    let result = sign_in(&legacy).await;
+    assert!(!is_error(&result), "{}", text(&result));
+    assert_eq!(facts(&result)["signed_in"], true);
+    assert_eq!(user.asked().len(), 2);
+    assert_eq!(emulator.token_requests(GrantType::AuthorizationCode), 1);
+    let pair = stored(&dir.file());
+    legacy.cancel().await.unwrap();
+    let log = server.stop().await;
+    for secret in [
+        user.code().unwrap(),
+        field(&pair, "access_token"),
+        field(&pair, "refresh_token"),
+    ] {
+        assert!(!log.contains(&secret), "a secret in the log:\n{log}");
+    }
 }
 
 #[tokio::test]
