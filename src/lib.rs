@@ -19,6 +19,7 @@ pub mod oauth;
 pub mod procore;
 pub mod resource_server;
 pub mod secret;
+pub mod sign_in;
 pub mod store;
 pub mod tls;
 pub mod tools;

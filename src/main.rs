@@ -187,7 +187,8 @@ async fn run(config: Config, store: Option<StoreSettings>) -> anyhow::Result<()>
         .with_max_response_bytes(config.max_response_bytes)
         .with_request_encoding(config.request_encoding);
     let exchange = TokenExchange::new(procore, store);
-    let server = ProcoreTokenServer::new(exchange, config.held.clone())?;
+    let server = ProcoreTokenServer::new(exchange, config.held.clone())?
+        .with_environment(config.environment);
     let served = match &config.transport {
         TransportConfig::Stdio => transport::stdio::serve(server.clone(), signal_token()).await,
         TransportConfig::Http(http) => {

@@ -570,14 +570,17 @@ fn the_top_level_modules_form_a_dag_and_architecture_md_maps_them() {
     }
 }
 
-/// The tool names the binary lists over stdio, without credentials, with or without a
-/// token store file.
+/// The tool names the binary lists over stdio, with every setting the bundle has (held
+/// credentials and a token store file, `store`) or with none.
 fn tools_the_binary_lists(store: Option<&std::path::Path>) -> BTreeSet<String> {
     use std::io::Write;
     let mut command = Command::new(BIN);
     command.env_clear();
     if let Some(store) = store {
-        command.env("PROCORE_TOKEN_STORE", store);
+        command
+            .env("PROCORE_TOKEN_STORE", store)
+            .env("PROCORE_CLIENT_ID", "packaging-client")
+            .env("PROCORE_CLIENT_SECRET", "packaging-secret-0000");
     }
     let mut child = command
         .stdin(std::process::Stdio::piped())
@@ -675,7 +678,8 @@ fn the_bundle_manifest_agrees_with_the_server() {
     }
 
     // The tools the bundle advertises are the ones the binary lists with every field set
-    // (a token store adds the store's tools); without one it lists all the others.
+    // (a token store adds the store's tools, with held credentials sign_in too); with none
+    // set it lists all the others.
     let advertised: BTreeSet<String> = manifest["tools"]
         .as_array()
         .unwrap()

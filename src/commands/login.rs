@@ -1,8 +1,8 @@
 //! `procore-token-mcp login`: sign in once, the way `gh auth login` does. Prints the sign-in
 //! link on stderr (and opens a browser when there is one and `--no-browser` is not given),
-//! reads the code, or the whole address the browser was sent to, from stdin, checks
-//! `state`, exchanges the code once through the exchange (so the pair is stored before
-//! anything is printed), and prints one line of confirmation without any token.
+//! reads the code, or the whole address the browser was sent to, from stdin, and hands it
+//! to [`crate::sign_in`] (the `state` check, the one exchange, the store); then prints one
+//! line of confirmation without any token.
 //!
 //! A `state` that does not match is refused before anything is sent.
 
@@ -12,15 +12,15 @@ use std::{
 };
 
 use clap::Args;
-use serde_json::Value;
 use tokio::io::AsyncBufReadExt;
 
 use super::{EXIT_FAILED, EXIT_INTERRUPTED, EXIT_SIGN_IN, Setup, ended, fail, unless_interrupted};
 use crate::{
     config::ServeArgs,
     exchange::{Outcome, Principal},
-    oauth::{AccessToken, AuthorizationCode, RedirectUri},
-    procore::{GrantType, OOB_REDIRECT_URI, TokenRequest, authorize_url},
+    oauth::RedirectUri,
+    procore::OOB_REDIRECT_URI,
+    sign_in::{NotSignedIn, SignInLink, pasted_code, redeem},
 };
 
 /// Flags of `procore-token-mcp login`: its own, then the server's.
@@ -41,79 +41,6 @@ pub struct LoginArgs {
 
 const NAME: &str = "login";
 
-/// Why a pasted answer cannot be used. Nothing is sent for any of them.
-#[derive(Debug, PartialEq, Eq, thiserror::Error)]
-pub enum PasteError {
-    #[error("nothing was pasted")]
-    Empty,
-    #[error(
-        "the address's state is not this sign-in's: it belongs to another sign-in, or was \
-         tampered with"
-    )]
-    ForeignState,
-    #[error("the address carries no state to check against this sign-in's")]
-    NoState,
-    #[error("the sign-in was not approved: {0}")]
-    Declined(String),
-    #[error("the address holds no code")]
-    NoCode,
-}
-
-/// The code in what the user pasted: a bare code (as Procore's out-of-band page shows
-/// it), the address of that page (`…/oauth/authorize/<CODE>`), or the address a web
-/// redirect URI received (`…?code=…&state=…`, whose `state` must be `expected`).
-pub fn pasted_code(pasted: &str, expected: &str) -> Result<AuthorizationCode, PasteError> {
-    let pasted = pasted.trim();
-    if pasted.is_empty() {
-        return Err(PasteError::Empty);
-    }
-    let query = match url::Url::parse(pasted) {
-        Ok(url) if url.has_host() => {
-            if let Some(code) = url
-                .path()
-                .rsplit_once("/oauth/authorize/")
-                .map(|(_, code)| code)
-                .filter(|code| !code.is_empty() && !code.contains('/'))
-                && url.query().is_none()
-            {
-                return Ok(AuthorizationCode::new(code));
-            }
-            url.query().unwrap_or_default().to_owned()
-        }
-        _ if pasted.contains('=') => pasted
-            .split_once('?')
-            .map_or(pasted, |(_, query)| query)
-            .to_owned(),
-        _ => return Ok(AuthorizationCode::new(pasted)),
-    };
-    let pairs: Vec<(String, String)> = url::form_urlencoded::parse(query.as_bytes())
-        .into_owned()
-        .collect();
-    let get = |name: &str| {
-        pairs
-            .iter()
-            .find(|(key, _)| key == name)
-            .map(|(_, value)| value.clone())
-    };
-    if let Some(error) = get("error") {
-        // Procore's error code only: a description is free text.
-        let shown: String = error
-            .chars()
-            .filter(|c| c.is_ascii_alphanumeric() || *c == '_')
-            .take(64)
-            .collect();
-        return Err(PasteError::Declined(shown));
-    }
-    let code = get("code")
-        .filter(|code| !code.trim().is_empty())
-        .ok_or(PasteError::NoCode)?;
-    match get("state") {
-        Some(state) if state == expected => Ok(AuthorizationCode::new(code)),
-        Some(_) => Err(PasteError::ForeignState),
-        None => Err(PasteError::NoState),
-    }
-}
-
 /// Run the command with the process environment `env`, reading the answer from stdin.
 pub async fn run(args: &LoginArgs, env: impl Fn(&str) -> Option<String>) -> ExitCode {
     let browser = browser_command(&env);
@@ -125,16 +52,11 @@ pub async fn run(args: &LoginArgs, env: impl Fn(&str) -> Option<String>) -> Exit
         Ok(uri) => uri,
         Err(error) => return fail(NAME, EXIT_FAILED, &error.to_string()),
     };
-    let state = uuid::Uuid::new_v4().simple().to_string();
     let client_id = &setup.held.client_id;
-    let link = authorize_url(
-        setup.exchange.procore().base(),
-        client_id,
-        redirect_uri.as_str(),
-        &state,
-    );
+    let exchange = &setup.exchange;
+    let link = SignInLink::new(exchange, client_id, &redirect_uri);
     let environment = setup.config.environment;
-    let login_host = setup.exchange.login_host();
+    let login_host = exchange.login_host();
     let paste = if redirect_uri.as_str() == OOB_REDIRECT_URI {
         "the code the page shows"
     } else {
@@ -142,19 +64,20 @@ pub async fn run(args: &LoginArgs, env: impl Fn(&str) -> Option<String>) -> Exit
     };
     eprintln!(
         "Sign in to Procore ({environment}, {login_host}) as client {client_id}: open\n\n  \
-         {link}\n\nthen paste {paste} here and press Enter."
+         {}\n\nthen paste {paste} here and press Enter.",
+        link.url
     );
     if !args.no_browser
         && let Some(program) = browser
     {
-        open_browser(&program, link.as_str());
+        open_browser(&program, link.url.as_str());
     }
     let mut line = String::new();
     let mut stdin = tokio::io::BufReader::new(tokio::io::stdin());
     if let Err(error) = stdin.read_line(&mut line).await {
         return fail(NAME, EXIT_FAILED, &format!("cannot read stdin: {error}"));
     }
-    let code = match pasted_code(&line, &state) {
+    let code = match pasted_code(&line, &link.state) {
         Ok(code) => code,
         Err(error) => {
             return fail(
@@ -164,74 +87,49 @@ pub async fn run(args: &LoginArgs, env: impl Fn(&str) -> Option<String>) -> Exit
             );
         }
     };
-    let request = TokenRequest {
-        grant_type: GrantType::AuthorizationCode,
-        client_id: client_id.clone(),
-        client_secret: setup.held.client_secret.clone(),
-        code: Some(code),
-        redirect_uri: Some(redirect_uri),
-        refresh_token: None,
-    };
-    let exchange = &setup.exchange;
     // From here on a signal waits for the exchange: the code is spent once it is sent.
-    let Some(outcome) =
-        unless_interrupted(exchange, exchange.exchange(&Principal::Local, request)).await
-    else {
+    let redeemed = redeem(exchange, &Principal::Local, &setup.held, code, redirect_uri);
+    let Some(redeemed) = unless_interrupted(exchange, redeemed).await else {
         return ExitCode::from(EXIT_INTERRUPTED);
     };
-    let (body, store_error) = match outcome.as_ref() {
-        Outcome::Answered {
-            response,
-            store_error,
-            ..
-        } if response.is_token_response() => (
-            String::from_utf8_lossy(&response.body).into_owned(),
-            store_error.as_ref().map(ToString::to_string),
-        ),
-        Outcome::Answered { response, .. } if response.status.is_client_error() => {
+    let signed_in = match redeemed {
+        Ok(signed_in) => signed_in,
+        Err(NotSignedIn::Unstored(error)) => {
             return fail(
                 NAME,
-                EXIT_SIGN_IN,
+                EXIT_FAILED,
                 &format!(
-                    "the code was refused: {}. Codes work once, for 10 minutes, with the \
-                     redirect URI of their link; run login again.",
-                    ended(exchange, &outcome)
+                    "Procore issued a token pair, but it could not be written to the token \
+                     store ({error}); fix the store and run login again"
                 ),
             );
         }
-        other => return fail(NAME, EXIT_FAILED, &ended(exchange, other)),
+        Err(NotSignedIn::Ended(outcome)) => {
+            let refused = matches!(
+                outcome.as_ref(),
+                Outcome::Answered { response, .. } if response.status.is_client_error()
+            );
+            if refused {
+                return fail(
+                    NAME,
+                    EXIT_SIGN_IN,
+                    &format!(
+                        "the code was refused: {}. Codes work once, for 10 minutes, with the \
+                         redirect URI of their link; run login again.",
+                        ended(exchange, &outcome)
+                    ),
+                );
+            }
+            return fail(NAME, EXIT_FAILED, &ended(exchange, &outcome));
+        }
     };
-    if let Some(error) = store_error {
-        return fail(
-            NAME,
-            EXIT_FAILED,
-            &format!(
-                "Procore issued a token pair, but it could not be written to the token store \
-                 ({error}); fix the store and run login again"
-            ),
-        );
-    }
-    let body: Value = serde_json::from_str(&body).unwrap_or_default();
-    let access_token = body
-        .get("access_token")
-        .and_then(Value::as_str)
-        .map(AccessToken::new);
-    let now = exchange.now_ms() / 1000;
-    let expires_at = body
-        .get("created_at")
-        .and_then(Value::as_u64)
-        .unwrap_or(now)
-        .saturating_add(body.get("expires_in").and_then(Value::as_u64).unwrap_or(0));
-    let who = match &access_token {
-        Some(token) => resource_owner(exchange, token).await,
-        None => None,
-    };
+    let who = signed_in.resource_owner(exchange).await;
     let who = who.map_or_else(String::new, |id| format!(" as user {id}"));
     let line = format!(
         "Signed in{who} to Procore ({environment}, {login_host}) with client {client_id}; \
          the access token expires {} (in {} min) and is renewed from the store.",
-        utc(expires_at),
-        expires_at.saturating_sub(now) / 60
+        utc(signed_in.expires_at),
+        signed_in.expires_at.saturating_sub(signed_in.now) / 60
     );
     let mut stdout = std::io::stdout().lock();
     match writeln!(stdout, "{line}").and_then(|()| stdout.flush()) {
@@ -241,23 +139,6 @@ pub async fn run(args: &LoginArgs, env: impl Fn(&str) -> Option<String>) -> Exit
             EXIT_FAILED,
             &format!("cannot write to stdout: {error}"),
         ),
-    }
-}
-
-/// Who the token acts for (`resource_owner_id` of the token info), if Procore says.
-async fn resource_owner(
-    exchange: &crate::exchange::TokenExchange,
-    token: &AccessToken,
-) -> Option<String> {
-    let response = exchange.token_info(token).await.ok()?;
-    if !response.status.is_success() {
-        return None;
-    }
-    let info: Value = serde_json::from_slice(&response.body).ok()?;
-    match info.get("resource_owner_id")? {
-        Value::Number(id) => Some(id.to_string()),
-        Value::String(id) if !id.is_empty() => Some(id.chars().take(64).collect()),
-        _ => None,
     }
 }
 
@@ -321,51 +202,6 @@ fn utc(secs: u64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn a_bare_code_or_the_out_of_band_page_is_taken_as_is() {
-        for pasted in [
-            "  4f9a0c3e7b21d8a6 \n",
-            "https://login.procore.com/oauth/authorize/4f9a0c3e7b21d8a6",
-        ] {
-            assert_eq!(
-                pasted_code(pasted, "s1").unwrap().expose(),
-                "4f9a0c3e7b21d8a6",
-                "{pasted}"
-            );
-        }
-    }
-
-    #[test]
-    fn a_redirected_address_needs_this_sign_ins_state() {
-        let good = "http://localhost/cb?code=c-1&state=s1";
-        assert_eq!(pasted_code(good, "s1").unwrap().expose(), "c-1");
-        assert_eq!(
-            pasted_code("?code=c-1&state=s1", "s1").unwrap().expose(),
-            "c-1"
-        );
-        assert_eq!(
-            pasted_code("http://localhost/cb?code=c-1&state=s2", "s1").unwrap_err(),
-            PasteError::ForeignState
-        );
-        assert_eq!(
-            pasted_code("http://localhost/cb?code=c-1", "s1").unwrap_err(),
-            PasteError::NoState
-        );
-        assert_eq!(
-            pasted_code("http://localhost/cb?state=s1", "s1").unwrap_err(),
-            PasteError::NoCode
-        );
-        assert_eq!(
-            pasted_code(
-                "http://localhost/cb?error=access_denied&error_description=<b>x</b>&state=s1",
-                "s1"
-            )
-            .unwrap_err(),
-            PasteError::Declined("access_denied".into())
-        );
-        assert_eq!(pasted_code(" \n", "s1").unwrap_err(), PasteError::Empty);
-    }
 
     #[test]
     fn a_browser_is_the_variable_or_a_desktop_opener() {

@@ -69,7 +69,8 @@ pub async fn run(args: &TokenArgs, env: impl Fn(&str) -> Option<String>) -> Exit
                 EXIT_SIGN_IN,
                 &format!(
                     "a sign-in is needed: {reason}. Run `procore-token-mcp login` with the same \
-                     settings (flags and environment) to sign in."
+                     settings (flags and environment) to sign in, or have an agent call the \
+                     server's sign_in tool."
                 ),
             );
         }

@@ -39,11 +39,25 @@ error says how to sign in.";
 const NO_CREDENTIALS_NOTE: &str = " This server holds no client credentials, so it cannot \
 renew: once the stored token runs short, renew with get_or_refresh_an_access_token.";
 
-/// How a person signs in, for an error that needs one.
+/// How a person signs in, for an error that needs one (without `sign_in`, which needs held
+/// credentials).
 const SIGN_IN: &str = "To sign in, run `procore-token-mcp login` in a terminal with this \
 server's settings, or call grant_app_authorization, have the user open the link and paste \
 back the code, and pass it to get_or_refresh_an_access_token with \
 grant_type=authorization_code; then call get_access_token again.";
+
+/// The first way to sign in when this server offers `sign_in`.
+const SIGN_IN_TOOL: &str = "Call sign_in: the client asks the user for the code, which never \
+passes through the conversation. ";
+
+/// The sign-in guidance for this server: `sign_in` first when it is offered.
+fn sign_in_guidance(held: Option<&ClientCredentials>) -> String {
+    if held.is_some() {
+        format!("{SIGN_IN_TOOL}{SIGN_IN}")
+    } else {
+        SIGN_IN.to_owned()
+    }
+}
 
 /// The tool as published in `tools/list` (only when a token store is configured).
 pub fn definition(capabilities: Capabilities) -> Tool {
@@ -178,7 +192,7 @@ pub async fn call(
                 };
                 (success(exchange, &token, shape), grant, label.to_owned())
             }
-            Err(error) => failure(exchange, error),
+            Err(error) => failure(exchange, held, error),
         },
     )
 }
@@ -212,19 +226,21 @@ fn success(exchange: &TokenExchange, token: &ValidToken, shape: &OutputShape) ->
 /// Why there is no token, as an error result and its log labels.
 fn failure(
     exchange: &TokenExchange,
+    held: Option<&ClientCredentials>,
     error: NoValidToken,
 ) -> (CallToolResult, &'static str, String) {
     let procore = exchange.procore();
+    let guidance = sign_in_guidance(held);
     let refresh = Request::Token(GrantType::RefreshToken);
     let (result, grant, label) = match error {
         NoValidToken::SignIn(reason @ SignInNeeded::RefreshRefused { .. }) => (
-            outcome::error_text(format!("A sign-in is needed: {reason}. {SIGN_IN}")),
+            outcome::error_text(format!("A sign-in is needed: {reason}. {guidance}")),
             "refresh_token",
             "sign_in_needed".to_owned(),
         ),
         NoValidToken::SignIn(reason) => (
             outcome::error_text(format!(
-                "A sign-in is needed, and nothing was sent to Procore: {reason}. {SIGN_IN}"
+                "A sign-in is needed, and nothing was sent to Procore: {reason}. {guidance}"
             )),
             "-",
             "sign_in_needed".to_owned(),

@@ -10,6 +10,7 @@ pub mod authorize;
 mod outcome;
 mod output_shape;
 pub mod revoke;
+pub mod sign_in;
 pub mod token;
 pub mod token_info;
 
@@ -55,6 +56,9 @@ const STORE_INSTRUCTIONS: &str = " This server keeps a token store: once a user 
 in, get_access_token returns a working access token (renewed when it runs short) without \
 passing any token, and is the simplest way to get one.";
 
+const SIGN_IN_INSTRUCTIONS: &str = " To sign a user in, prefer sign_in: the client asks the \
+user for the code, so neither it nor any token passes through the conversation.";
+
 /// What this server was started with, as far as tool definitions care.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Capabilities {
@@ -84,6 +88,14 @@ impl Caller {
     }
 }
 
+impl Capabilities {
+    /// Whether `sign_in` is offered: it needs the app's credentials and a store to keep the
+    /// sign-in in.
+    pub fn signs_in(self) -> bool {
+        self.credentials_held && self.token_store
+    }
+}
+
 /// The server handler shared by every session and transport.
 #[derive(Clone)]
 pub struct ProcoreTokenServer {
@@ -99,6 +111,8 @@ struct ServerState {
     /// Every tool call must come from an authenticated user (the HTTP transport validates
     /// access tokens); a call without one is refused rather than served as the local one.
     users_only: AtomicBool,
+    /// The Procore environment's name, for results that say where a user signed in.
+    environment: &'static str,
 }
 
 /// The output schemas of the tools that pass Procore's answers through, compiled once.
@@ -106,6 +120,7 @@ struct Shapes {
     token: OutputShape,
     token_info: OutputShape,
     access_token: OutputShape,
+    sign_in: OutputShape,
 }
 
 impl ProcoreTokenServer {
@@ -121,10 +136,12 @@ impl ProcoreTokenServer {
         let token = token::definition(capabilities);
         let token_info = token_info::definition(capabilities);
         let access_token = access_token::definition(capabilities);
+        let sign_in = sign_in::definition(capabilities);
         let shapes = Shapes {
             token: OutputShape::of(&token)?,
             token_info: OutputShape::of(&token_info)?,
             access_token: OutputShape::of(&access_token)?,
+            sign_in: OutputShape::of(&sign_in)?,
         };
         let mut tools = vec![
             authorize::definition(capabilities),
@@ -135,6 +152,9 @@ impl ProcoreTokenServer {
         if capabilities.token_store {
             tools.push(access_token);
         }
+        if capabilities.signs_in() {
+            tools.push(sign_in);
+        }
         Ok(Self {
             inner: Arc::new(ServerState {
                 exchange,
@@ -143,8 +163,19 @@ impl ProcoreTokenServer {
                 tools,
                 shapes,
                 users_only: AtomicBool::new(false),
+                environment: "custom",
             }),
         })
+    }
+
+    /// Name the Procore environment (`production`, `sandbox`, …) the login host is; call
+    /// it before the server is cloned (a clone keeps the name it had).
+    #[must_use]
+    pub fn with_environment(mut self, environment: &'static str) -> Self {
+        if let Some(state) = Arc::get_mut(&mut self.inner) {
+            state.environment = environment;
+        }
+        self
     }
 
     /// Wait for token requests still in flight before the process exits (see
@@ -173,18 +204,25 @@ impl ProcoreTokenServer {
         &self.inner.tools
     }
 
-    /// Run one tool call as the local principal (stdio, the static bearer token). `Err`
-    /// only for a tool this server does not have.
+    /// Run one tool call as the local principal (stdio, the static bearer token), from a
+    /// client that cannot be asked anything. `Err` only for a tool this server does not have.
     pub async fn call(&self, params: &CallToolRequestParams) -> Result<CallToolResult, ErrorData> {
-        self.call_as(&Caller::local(), params).await
+        self.call_as(
+            &Caller::local(),
+            params,
+            Err(sign_in::Unreachable::NoElicitation),
+        )
+        .await
     }
 
     /// Run one tool call on behalf of `caller`: only its principal's stored pairs are read,
-    /// refreshed, replayed or forgotten. `Err` only for a tool this server does not have.
-    pub async fn call_as(
+    /// refreshed, replayed or forgotten; `channel` reaches the client's user, or says why it
+    /// cannot. `Err` only for a tool this server does not have.
+    async fn call_as(
         &self,
         caller: &Caller,
         params: &CallToolRequestParams,
+        channel: Result<&sign_in::UserChannel, sign_in::Unreachable>,
     ) -> Result<CallToolResult, ErrorData> {
         let started = Instant::now();
         let principal = &caller.principal;
@@ -248,6 +286,19 @@ impl ProcoreTokenServer {
                 )
                 .await
                 {
+                    Ok(called) => called,
+                    Err(error) => invalid(error),
+                }
+            }
+            sign_in::NAME if state.capabilities.signs_in() => {
+                let context = sign_in::Context {
+                    exchange: &state.exchange,
+                    principal,
+                    held,
+                    environment: state.environment,
+                    shape: &state.shapes.sign_in,
+                };
+                match sign_in::call(&context, arguments, channel).await {
                     Ok(called) => called,
                     Err(error) => invalid(error),
                 }
@@ -384,10 +435,16 @@ impl ServerHandler for ProcoreTokenServer {
                     .with_title("Procore Token MCP")
                     .with_description("Obtains and renews Procore OAuth 2.0 access tokens"),
             )
-            .with_instructions(if self.inner.capabilities.token_store {
-                format!("{INSTRUCTIONS}{STORE_INSTRUCTIONS}")
-            } else {
-                INSTRUCTIONS.to_owned()
+            .with_instructions({
+                let capabilities = self.inner.capabilities;
+                let mut instructions = INSTRUCTIONS.to_owned();
+                if capabilities.token_store {
+                    instructions.push_str(STORE_INSTRUCTIONS);
+                }
+                if capabilities.signs_in() {
+                    instructions.push_str(SIGN_IN_INSTRUCTIONS);
+                }
+                instructions
             })
     }
 
@@ -426,7 +483,17 @@ impl ServerHandler for ProcoreTokenServer {
             }
             None => Caller::local(),
         };
-        self.call_as(&caller, &request)
+        // Only sign_in asks the user anything; from protocol 2026-07-28 on a server may
+        // send the client no request at all.
+        let channel = if request.name == sign_in::NAME {
+            let requests_allowed = context
+                .protocol_version()
+                .is_none_or(|version| version < ProtocolVersion::V_2026_07_28);
+            sign_in::UserChannel::of(&context.peer, requests_allowed)
+        } else {
+            Err(sign_in::Unreachable::NoElicitation)
+        };
+        self.call_as(&caller, &request, channel.as_ref().map_err(|why| *why))
             .await
             .map(CallToolResponse::from)
     }
@@ -495,6 +562,7 @@ mod definition_length {
                     token_info::definition(capabilities),
                     revoke::definition(capabilities),
                     access_token::definition(capabilities),
+                    sign_in::definition(capabilities),
                 ] {
                     let words = tool
                         .description

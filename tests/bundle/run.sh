@@ -76,7 +76,7 @@ print("\0".join(words + [fill(mcp["command"])] + [fill(a) for a in mcp["args"]])
 PY
 }
 # The tools the manifest shows the user are the tools the server lists with every field set;
-# without a token store file it lists all but the store's own tool, get_access_token.
+# with none set it lists all but the store's own tools, get_access_token and sign_in.
 tools_of() {
     python3 - "$unpacked/manifest.json" "$@" <<'PY'
 import json, sys
@@ -87,7 +87,7 @@ PY
 
 say "running it with every field left alone (production, no credentials, no store)"
 mapfile -d '' command < <(launch)
-python3 "$repo/tests/image/check.py" stdio "--tools=$(tools_of get_access_token)" "${command[@]}"
+python3 "$repo/tests/image/check.py" stdio "--tools=$(tools_of get_access_token sign_in)" "${command[@]}"
 
 say "running it with every field set (held credentials, sandbox, a token store)"
 mapfile -d '' command < <(launch client_id=bundle-client client_secret=bundle-secret-0000 \

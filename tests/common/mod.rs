@@ -383,12 +383,24 @@ impl Launch {
 
 /// The binary over stdio, driven by rmcp's child-process client.
 pub async fn stdio_client(launch: &Launch) -> (Client, Logs) {
+    stdio_client_with(launch, ()).await
+}
+
+/// The binary over stdio, driven by rmcp's child-process client with `handler` answering
+/// what the server asks the client (and declaring the client's capabilities).
+pub async fn stdio_client_with<H: rmcp::ClientHandler>(
+    launch: &Launch,
+    handler: H,
+) -> (RunningService<RoleClient, H>, Logs) {
     let (transport, stderr) = TokioChildProcess::builder(launch.command())
         .stderr(Stdio::piped())
         .spawn()
         .expect("spawn the server");
     let logs = Logs::follow(stderr.expect("piped stderr"));
-    let client = ().serve(transport).await.expect("initialize over stdio");
+    let client = handler
+        .serve(transport)
+        .await
+        .expect("initialize over stdio");
     (client, logs)
 }
 
@@ -441,27 +453,45 @@ impl HttpServer {
 
     /// rmcp's streamable HTTP client, `initialize` handshake (protocol ≤ 2025-11-25).
     pub async fn legacy_client(&self) -> Client {
+        self.legacy_client_with(()).await
+    }
+
+    /// [`Self::legacy_client`] with `handler` answering what the server asks the client.
+    pub async fn legacy_client_with<H: rmcp::ClientHandler>(
+        &self,
+        handler: H,
+    ) -> RunningService<RoleClient, H> {
         let transport = StreamableHttpClientTransport::from_config(
             StreamableHttpClientTransportConfig::with_uri(self.mcp_url()),
         );
-        ().serve(transport)
+        handler
+            .serve(transport)
             .await
             .expect("initialize over streamable HTTP")
     }
 
     /// rmcp's streamable HTTP client, stateless 2026-07-28 requests after `server/discover`.
     pub async fn modern_client(&self) -> Client {
+        self.modern_client_with(()).await
+    }
+
+    /// [`Self::modern_client`] with `handler` declaring the client's capabilities.
+    pub async fn modern_client_with<H: rmcp::ClientHandler>(
+        &self,
+        handler: H,
+    ) -> RunningService<RoleClient, H> {
         let transport = StreamableHttpClientTransport::from_config(
             StreamableHttpClientTransportConfig::with_uri(self.mcp_url()),
         );
-        ().serve_with_lifecycle(
-            transport,
-            ClientLifecycleMode::Discover {
-                preferred_versions: vec![ProtocolVersion::V_2026_07_28],
-            },
-        )
-        .await
-        .expect("discover over streamable HTTP")
+        handler
+            .serve_with_lifecycle(
+                transport,
+                ClientLifecycleMode::Discover {
+                    preferred_versions: vec![ProtocolVersion::V_2026_07_28],
+                },
+            )
+            .await
+            .expect("discover over streamable HTTP")
     }
 
     /// rmcp's client over the old HTTP+SSE endpoints.

@@ -25,6 +25,7 @@ mod http_limits;
 mod replicas;
 mod resource_server;
 mod secrets;
+mod sign_in;
 mod startup;
 mod token_store;
 mod tool_list;

@@ -14,6 +14,11 @@
                                          request without a token with 401 and a challenge
                                          naming its protected resource metadata, which names
                                          RESOURCE and ISSUER
+  check.py signin FILE --emulator URL --client-id ID
+                                         sign_in through the client's elicitation: the link
+                                         shown by URL, the code asked in a form, a result with
+                                         no code or token, then get_access_token's token,
+                                         confirmed by the emulator
 
 FILE is a client's JSON: the Inspector CLI's `--format json` output ({"result": …}) or the
 interop clients' ({"protocolVersion", "tools", "call"}). Prints one line; exits 1 with the
@@ -174,9 +179,41 @@ def check_challenge(url, issuer, resource):
     return f"401 names {metadata_url}, which names the issuer"
 
 
+def check_sign_in(document, emulator, client_id):
+    names = {tool.get("name") for tool in document.get("tools", [])}
+    wanted = TOOLS | {"get_access_token", "sign_in"}
+    expect(names == wanted, f"tools listed: {sorted(names)}, expected {sorted(wanted)}")
+    asked = document.get("asked")
+    expect(asked == ["url", "form-code"], f"the server asked {asked}, not a URL then a form")
+    result = document.get("sign_in", {})
+    expect(result.get("isError") is not True, f"sign_in failed: {result.get('content')}")
+    facts = result.get("structuredContent") or {}
+    expect(facts.get("signed_in") is True, f"sign_in answered {facts}")
+    expect(facts.get("client_id") == client_id, f"signed in as {facts.get('client_id')!r}")
+    expect(isinstance(facts.get("expires_at"), int), "no integer expires_at")
+    shown = json.dumps(result)
+    code = document.get("code")
+    expect(isinstance(code, str) and code, "the user never copied a code")
+    expect(code not in shown, "the code is in the sign_in result")
+    for secret in ("access_token", "refresh_token"):
+        expect(secret not in facts, f"sign_in returned {secret}")
+    call = document.get("call", {})
+    expect(call.get("isError") is not True, f"get_access_token failed: {call.get('content')}")
+    token = call.get("structuredContent") or {}
+    access_token = token.get("access_token")
+    expect(isinstance(access_token, str) and access_token, "no access_token from get_access_token")
+    expect(access_token not in shown, "the access token is in the sign_in result")
+    expect(token.get("refreshed") is False, "get_access_token renewed a fresh sign-in")
+    status, info = token_info(emulator, access_token)
+    expect(status == 200, f"the emulator does not know the stored token (HTTP {status})")
+    uid = (info or {}).get("application", {}).get("uid")
+    expect(uid == client_id, f"the token belongs to {uid!r}, not {client_id!r}")
+    return "signed in through elicitation, no code or token shown, get_access_token works"
+
+
 def main():
     parser = argparse.ArgumentParser()
-    parser.add_argument("what", choices=["tools", "call", "era", "info", "challenge"])
+    parser.add_argument("what", choices=["tools", "call", "era", "info", "challenge", "signin"])
     parser.add_argument("file")
     parser.add_argument("--open", action="store_true")
     parser.add_argument("--store", action="store_true", help="the server has a token store")
@@ -198,6 +235,8 @@ def main():
             verdict = check_info(document, args.expect == "own")
         elif args.what == "call":
             verdict = check_call(document, args.emulator, args.client_id)
+        elif args.what == "signin":
+            verdict = check_sign_in(document, args.emulator, args.client_id)
         else:
             verdict = check_era(document, args.era)
     except (Failed, OSError, ValueError) as error:

@@ -190,6 +190,21 @@ sdk_case() {
   case_end
 }
 
+# sign_in through the Python SDK's elicitation callback: the server over stdio, holding the
+# emulator app's credentials (python_client.py hands them over) and a fresh token store, in the handshake era (2026-07-28 has no
+# requests from server to client).
+sign_in_case() {
+  local out=$WORK/python-sign-in
+  case_start "python-sign-in|stdio|legacy" "$out.log"
+  timeout 120 "$PY" "$HERE/python_client.py" --sign-in --transport stdio --era legacy \
+    --server "$BIN" --client-id "$CLIENT_ID" --client-secret "$CLIENT_SECRET" \
+    --out "$out.json" -- --login-url "$EMULATOR" --token-store "$WORK/sign-in-tokens.json" \
+    >"$out.log" 2>&1
+  check signin "$out.json" --emulator "$EMULATOR" --client-id "$CLIENT_ID"
+  check era "$out.json" --era legacy
+  case_end
+}
+
 # Glama's path: the installed server over stdio behind mcp-proxy, started by name with an
 # empty environment (no credentials) and no flags, and its tools listed through the proxy's
 # streamable HTTP and SSE endpoints.
@@ -380,6 +395,8 @@ print_matrix() {
   printf '%-32s %-12s' "mcp-proxy 6.7.19 (Glama's path)" "$glama"
   printf ' %-12s' n/a n/a n/a n/a n/a
   echo
+  echo "sign_in through the Python SDK's elicitation (stdio, legacy):" \
+    "${RESULT[python-sign-in|stdio|legacy]:-n/a}."
   local oidc=pass key
   for key in "${!RESULT[@]}"; do
     [[ $key == oidc\|* && ${RESULT[$key]} != pass ]] && oidc=FAIL
@@ -423,6 +440,9 @@ for sdk in python typescript; do
     for era in legacy modern; do sdk_case "$sdk" "$transport" "$era"; done
   done
 done
+
+say "sign_in through the Python SDK's elicitation callback"
+sign_in_case
 
 say "conformance suite (every server scenario; baseline: ${BASELINE#"$ROOT"/})"
 conformance_suite
