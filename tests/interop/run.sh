@@ -284,12 +284,18 @@ oidc_cases() {
       done
     done
   done
-  # The Inspector CLI with a bearer header: the tool list through the resource server.
+  # The Inspector CLI with a bearer header: the tool list and a token call through the
+  # resource server.
   out=$WORK/oidc-inspector
+  local call_args="{\"grant_type\":\"client_credentials\",\"client_id\":\"$CLIENT_ID\",\"client_secret\":\"$CLIENT_SECRET\"}"
   case_start "oidc|http|inspector" "$out.log"
   inspector --method tools/list --transport http --header "Authorization: Bearer $alice" -- \
     "$OIDC_RESOURCE" >"$out.json" 2>"$out.log"
+  inspector --method tools/call --tool-name "$TOOL" --tool-args-json "$call_args" \
+    --transport http --header "Authorization: Bearer $bob" -- "$OIDC_RESOURCE" \
+    >"$out.call.json" 2>>"$out.log"
   check tools "$out.json" --open --store
+  check call "$out.call.json" --emulator "$EMULATOR" --client-id "$CLIENT_ID"
   case_end
   if grep -qF "$alice" "$WORK/oidc-server.err" || grep -qF "$bob" "$WORK/oidc-server.err"; then
     FAILED=$((FAILED + 1))
