@@ -3,7 +3,9 @@
 //! through both, every caller the same answer; the reuse window and a lost answer
 //! recovered on the other process), Redis killed and restarted from its append-only file,
 //! the durability settings refused at start-up, and the URL's password kept out of every
-//! log line. Each test starts its own `redis-server` (Debian package redis-server) and stops
+//! log line. Legacy streamable-HTTP sessions kept in that Redis: one process serves a
+//! session the other opened (and outlived), idle expiry and the cap hold for both, and a
+//! user's session stays hers on either. Each test starts its own `redis-server` (Debian package redis-server) and stops
 //! it by its PID; without one installed a test says so and passes, except under CI=true.
 
 use std::time::Duration;
@@ -13,8 +15,10 @@ use crate::common::{
     holding_proxy::HoldingProxy,
     raw_mcp::{INITIALIZE, RawSession, post_mcp},
     redis_server::RedisServer,
+    test_issuer::TestIssuer,
     *,
 };
+use crate::resource_server::PUBLIC_URL;
 use crate::token_store::{
     assert_one_rotation_for_all, call, delay_refreshes, field, first_pair, launch_on,
     refresh_and_hang_up, refused_at_start, store_warning, tokens_of,
@@ -730,6 +734,51 @@ async fn the_session_cap_counts_the_sessions_of_both_processes() {
     tool_names(&on(&third, &a)).await;
     let refused = post_mcp(&http, &a.mcp_url(), None, None, INITIALIZE).await;
     assert_eq!(refused.status, 503, "{refused:?}");
+    a.stop().await;
+    b.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_users_session_stays_hers_on_the_other_process_and_one_without_an_owner_is_refused() {
+    let Some(redis) = RedisServer::start(&[]) else {
+        return;
+    };
+    let issuer = TestIssuer::start().await;
+    let emulator = start_emulator(EmulatorConfig::generated()).await;
+    let launch = launch_on(&emulator, &redis.url())
+        .env("MCP_AUTH_ISSUER", &issuer.url)
+        .env("MCP_PUBLIC_URL", PUBLIC_URL);
+    let a = HttpServer::start(&launch).await;
+    let b = HttpServer::start(&launch).await;
+    let alice = issuer.mint(&issuer.claims("alice", PUBLIC_URL));
+    let bob = issuer.mint(&issuer.claims("bob", PUBLIC_URL));
+
+    let session = RawSession::open(&a, Some(&alice)).await;
+    let as_bob = RawSession {
+        token: Some(bob.clone()),
+        ..on(&session, &b)
+    };
+    assert_eq!(
+        as_bob.post(TOOLS_LIST).await.status,
+        404,
+        "not Bob's, on B either"
+    );
+    tool_names(&on(&session, &b)).await;
+    let as_bob_on_a = RawSession {
+        token: Some(bob),
+        ..on(&session, &a)
+    };
+    assert_eq!(as_bob_on_a.post(TOOLS_LIST).await.status, 404);
+
+    // A session whose owner Redis lost is no one's on a process that never held it.
+    let orphan = RawSession::open(&a, Some(&alice)).await;
+    let removed: i64 = redis::cmd("HDEL")
+        .arg(format!("ptm:1:{{sessions}}:s:{}", orphan.id))
+        .arg("owner")
+        .query(&mut redis.connection())
+        .unwrap();
+    assert_eq!(removed, 1, "the owner was kept in Redis");
+    assert_eq!(on(&orphan, &b).post(TOOLS_LIST).await.status, 404);
     a.stop().await;
     b.stop().await;
 }
