@@ -586,7 +586,7 @@ async fn a_redis_that_refuses_config_is_warned_about_and_used() {
 
 // ─────────────── legacy sessions any process serves (rmcp's session store on Redis) ───────────────
 
-const TOOLS_LIST: &str = r#"{"jsonrpc":"2.0","id":1,"method":"tools/list"}"#;
+pub(crate) const TOOLS_LIST: &str = r#"{"jsonrpc":"2.0","id":1,"method":"tools/list"}"#;
 
 /// Two processes on one Redis, the emulator behind them, with `extra` flags.
 async fn two_on(redis: &RedisServer, extra: &[&str]) -> (RunningEmulator, HttpServer, HttpServer) {
@@ -611,7 +611,7 @@ fn on(session: &RawSession, server: &HttpServer) -> RawSession {
 }
 
 /// The tool names `tools/list` answers in `session`; panics unless it is answered.
-async fn tool_names(session: &RawSession) -> Vec<String> {
+pub(crate) async fn tool_names(session: &RawSession) -> Vec<String> {
     let answer = session.post(TOOLS_LIST).await;
     assert_eq!(answer.status, 200, "{answer:?}");
     let message = answer.message();
