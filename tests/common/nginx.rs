@@ -47,7 +47,7 @@ pub fn config(
         .collect();
     let dir = dir.display();
     format!(
-        r#"worker_processes 1;
+        r#"master_process off;
 pid {dir}/nginx.pid;
 error_log {dir}/error.log warn;
 events {{ worker_connections 256; }}
@@ -142,18 +142,19 @@ impl Nginx {
         Some(nginx)
     }
 
-    /// `(method, path, status, upstream)` of every request nginx logged so far.
+    /// `(method, path, status, upstream)` of every request nginx logged so far; the
+    /// upstream is the one that answered (nginx lists those it tried first before it).
     pub fn access_log(&self) -> Vec<(String, String, u16, String)> {
         std::fs::read_to_string(self.dir.join("access.log"))
             .unwrap_or_default()
             .lines()
             .filter_map(|line| {
-                let mut fields = line.split(' ');
+                let mut fields = line.splitn(4, ' ');
                 Some((
                     fields.next()?.to_owned(),
                     fields.next()?.to_owned(),
                     fields.next()?.parse().ok()?,
-                    fields.next()?.to_owned(),
+                    fields.next()?.rsplit(", ").next()?.to_owned(),
                 ))
             })
             .collect()
