@@ -170,9 +170,8 @@ impl ProcoreTokenServer {
 
     /// Where the token store keeps legacy MCP sessions for every process sharing it (a
     /// Redis store), each expiring after `idle` unused; `None`: this process keeps its own.
-    pub fn shared_sessions(&self, idle: Duration) -> Option<crate::store::SharedSessions> {
-        let settings = self.inner.exchange.store()?;
-        settings.store.shared_sessions(idle)
+    pub fn shared_sessions(&self, idle: Duration) -> Option<crate::exchange::SharedSessions> {
+        self.inner.exchange.shared_sessions(idle)
     }
 
     /// The tools this server publishes, as `tools/list` returns them.

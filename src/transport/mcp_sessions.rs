@@ -36,10 +36,7 @@ use rmcp::{
     },
 };
 
-use crate::{
-    exchange::Principal,
-    store::{SharedSessions, SharedSessionsError},
-};
+use crate::exchange::{Principal, SharedSessions, SharedSessionsError};
 
 /// rmcp's in-memory sessions, at most `max` of them.
 #[derive(Debug)]
