@@ -782,3 +782,50 @@ async fn a_users_session_stays_hers_on_the_other_process_and_one_without_an_owne
     a.stop().await;
     b.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_redis_down_a_shared_session_is_a_clear_error_and_served_again_once_it_is_back() {
+    let Some(mut redis) = RedisServer::start(&[]) else {
+        return;
+    };
+    let (_emulator, a, b) = two_on(&redis, &[]).await;
+    let session = RawSession::open(&a, None).await;
+    tool_names(&on(&session, &b)).await;
+
+    redis.kill();
+    let started = std::time::Instant::now();
+    let answer = on(&session, &b).post(TOOLS_LIST).await;
+    assert!(answer.status.is_server_error(), "{answer:?}");
+    assert!(answer.body.contains("session store"), "{answer:?}");
+    assert!(
+        started.elapsed() < Duration::from_secs(30),
+        "{:?}",
+        started.elapsed()
+    );
+    let opening = post_mcp(
+        &reqwest::Client::new(),
+        &a.mcp_url(),
+        None,
+        None,
+        INITIALIZE,
+    )
+    .await;
+    assert_eq!(
+        opening.status, 503,
+        "no session opened uncounted: {opening:?}"
+    );
+
+    redis.restart();
+    let mut status = 0;
+    for _ in 0..100 {
+        status = on(&session, &b).post(TOOLS_LIST).await.status.as_u16();
+        if status == 200 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(status, 200, "served again, by itself, once Redis is back");
+    tool_names(&session).await;
+    a.stop().await;
+    b.stop().await;
+}
