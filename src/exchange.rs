@@ -32,7 +32,7 @@ use crate::{
 };
 
 /// Whose pairs a call reads and writes: the exchange's callers name one with every call.
-pub use crate::store::Principal;
+pub use crate::store::{Principal, SharedSessions, SharedSessionsError};
 
 /// The token store and how long a consumed refresh token may be answered from it.
 #[derive(Debug, Clone)]
@@ -156,6 +156,12 @@ impl TokenExchange {
 
     pub fn store(&self) -> Option<&StoreSettings> {
         self.store.as_ref()
+    }
+
+    /// Where the token store keeps legacy MCP sessions for every process sharing it (a
+    /// Redis store), each expiring after `idle` unused; `None`: each process its own.
+    pub fn shared_sessions(&self, idle: Duration) -> Option<SharedSessions> {
+        self.store.as_ref()?.store.shared_sessions(idle)
     }
 
     /// Whether the token store (if any) answers now.

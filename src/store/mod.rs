@@ -26,7 +26,8 @@ pub use at_rest::{AtRestError, STORE_KEY_PREVIOUS_VAR, STORE_KEY_VAR, Sealed, St
 pub use file::{FileError, FileStore};
 pub use memory::MemoryStore;
 pub use redis::{
-    Durability, RedisSettings, RedisStore, RedisStoreError, is_redis_url, redacted_location,
+    Durability, RedisSettings, RedisStore, RedisStoreError, SharedSessions, SharedSessionsError,
+    is_redis_url, redacted_location,
 };
 
 use crate::{
@@ -67,6 +68,12 @@ pub trait TokenStore: Send + Sync + fmt::Debug {
     /// bend the reuse window. `None` (the default): each process's own clock is used.
     fn now_ms(&self) -> StoreFuture<'_, Option<u64>> {
         async { Ok(None) }.boxed()
+    }
+
+    /// Where every process sharing this store keeps the legacy MCP sessions, each expiring
+    /// after `idle` unused. `None` (the default): each process keeps its own.
+    fn shared_sessions(&self, _idle: Duration) -> Option<SharedSessions> {
+        None
     }
 
     /// Whether the store answers now (a file that reads, a Redis that replies), for a

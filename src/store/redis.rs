@@ -29,6 +29,10 @@ use super::{
 };
 use crate::secret::Secret;
 
+mod sessions;
+
+pub use sessions::{SharedSessions, SharedSessionsError};
+
 /// The key format this version writes and reads (`ptm:1:meta` holds it).
 const FORMAT: u32 = 1;
 
@@ -705,6 +709,14 @@ impl TokenStore for RedisStore {
             ))
         }
         .boxed()
+    }
+
+    fn shared_sessions(&self, idle: Duration) -> Option<SharedSessions> {
+        Some(SharedSessions::new(
+            self.location.clone(),
+            self.connection(),
+            idle,
+        ))
     }
 
     fn ready(&self) -> StoreFuture<'_, ()> {

@@ -19,7 +19,7 @@ use std::{
         Arc,
         atomic::{AtomicBool, Ordering},
     },
-    time::Instant,
+    time::{Duration, Instant},
 };
 
 use serde_json::Value;
@@ -197,6 +197,12 @@ impl ProcoreTokenServer {
     /// Whether this server can serve token calls now: its token store (if any) answers.
     pub async fn ready(&self) -> Result<(), StoreFailure> {
         self.inner.exchange.store_ready().await
+    }
+
+    /// Where the token store keeps legacy MCP sessions for every process sharing it (a
+    /// Redis store), each expiring after `idle` unused; `None`: this process keeps its own.
+    pub fn shared_sessions(&self, idle: Duration) -> Option<crate::exchange::SharedSessions> {
+        self.inner.exchange.shared_sessions(idle)
     }
 
     /// The tools this server publishes, as `tools/list` returns them.

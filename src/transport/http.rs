@@ -20,7 +20,9 @@ use hyper_util::{
     server::graceful::GracefulShutdown,
     service::TowerToHyperService,
 };
-use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
+use rmcp::transport::streamable_http_server::{
+    StreamableHttpServerConfig, StreamableHttpService, session::SessionStore,
+};
 use tokio::{
     io::AsyncWriteExt,
     net::{TcpListener, TcpStream},
@@ -108,14 +110,21 @@ pub fn router_with(
         max_body_bytes: config.max_request_bytes,
         read_timeout: config.read_timeout,
     };
-    let mcp_sessions = Arc::new(BoundedSessions::new(
-        config.max_sessions,
-        config.session_idle,
-    ));
-    let mcp_config = StreamableHttpServerConfig::default()
+    let shared = server.shared_sessions(config.session_idle);
+    let mut mcp_config = StreamableHttpServerConfig::default()
         .with_allowed_hosts(config.allowed_hosts.iter().cloned())
         .with_max_request_body_bytes(config.max_request_bytes)
         .with_cancellation_token(shutdown.child_token());
+    // rmcp keeps each session's `initialize` there and replays it on a replica that does
+    // not hold the session.
+    mcp_config.session_store = shared
+        .clone()
+        .map(|shared| Arc::new(shared) as Arc<dyn SessionStore>);
+    let mcp_sessions = Arc::new(BoundedSessions::new(
+        config.max_sessions,
+        config.session_idle,
+        shared,
+    ));
     let mcp_server = server.clone();
     let mcp = StreamableHttpService::new(
         move || Ok(mcp_server.clone()),

@@ -21,7 +21,7 @@ use http_body_util::BodyExt;
 use rmcp::model::{ClientJsonRpcMessage, ClientRequest};
 use serde_json::{Value, json};
 
-use super::mcp_sessions::BoundedSessions;
+use super::mcp_sessions::{BoundedSessions, BoundedSessionsError};
 use crate::tools::Caller;
 
 const SESSION_HEADER: &str = "mcp-session-id";
@@ -138,15 +138,19 @@ pub async fn check_mcp(
         .get(SESSION_HEADER)
         .and_then(|value| value.to_str().ok())
         .map(str::to_owned);
-    if let Some(id) = &named
-        && !sessions.may_use(id, &caller)
-    {
-        tracing::warn!("refused a request naming another user's streamable HTTP session");
-        return (
-            StatusCode::NOT_FOUND,
-            "Not Found: no such session; open a new one with initialize",
-        )
-            .into_response();
+    if let Some(id) = &named {
+        match sessions.may_use(id, &caller).await {
+            Ok(true) => {}
+            Ok(false) => {
+                tracing::warn!("refused a request naming another user's streamable HTTP session");
+                return (
+                    StatusCode::NOT_FOUND,
+                    "Not Found: no such session; open a new one with initialize",
+                )
+                    .into_response();
+            }
+            Err(error) => return store_unavailable(&error),
+        }
     }
     let response = check_body(&sessions, request, next).await;
     if named.is_none()
@@ -193,7 +197,15 @@ async fn check_body(sessions: &BoundedSessions, request: Request, next: Next) ->
             ClientJsonRpcMessage::Request(request)
                 if matches!(request.request, ClientRequest::InitializeRequest(_))
         );
-    if opens_session && sessions.is_full().await {
+    let full = if opens_session {
+        match sessions.is_full().await {
+            Ok(full) => full,
+            Err(error) => return store_unavailable(&error),
+        }
+    } else {
+        false
+    };
+    if full {
         tracing::warn!(
             max = sessions.max(),
             "refused a new streamable HTTP session: the server holds its maximum"
@@ -218,6 +230,17 @@ pub fn too_many_sessions(max: usize) -> Response {
         .headers_mut()
         .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
     response
+}
+
+/// 503 for a request whose session could not be looked up in the shared session store.
+fn store_unavailable(error: &BoundedSessionsError) -> Response {
+    tracing::warn!(%error, "a streamable HTTP session could not be looked up");
+    (
+        StatusCode::SERVICE_UNAVAILABLE,
+        [(header::RETRY_AFTER, HeaderValue::from_static("1"))],
+        "Service Unavailable: the session store does not answer; retry shortly",
+    )
+        .into_response()
 }
 
 #[cfg(test)]

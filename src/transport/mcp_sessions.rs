@@ -4,6 +4,12 @@
 //!
 //! Never holds more than the cap: creating one more fails, and the caller answers 503.
 //!
+//! On a Redis token store the sessions are shared ([`SharedSessions`]): the cap and the
+//! idle expiry count every replica's sessions, a request to a session this process does not
+//! hold is served after rmcp replays its `initialize` from Redis, and a session's owner is
+//! kept there too. Redis decides: a session it no longer has (expired, or deleted through
+//! another replica) is closed here as well, and gets 404.
+//!
 //! Behind access tokens, a session belongs to the user who opened it: another user's request
 //! naming it is answered as for an unknown session.
 //!
@@ -30,7 +36,7 @@ use rmcp::{
     },
 };
 
-use crate::exchange::Principal;
+use crate::exchange::{Principal, SharedSessions, SharedSessionsError};
 
 /// rmcp's in-memory sessions, at most `max` of them.
 #[derive(Debug)]
@@ -42,6 +48,8 @@ pub struct BoundedSessions {
     in_flight: InFlight,
     /// Who opened each session, by id (behind access tokens only).
     owners: Mutex<HashMap<String, Principal>>,
+    /// The sessions of every replica, when the token store is Redis.
+    shared: Option<SharedSessions>,
 }
 
 /// The (session, request id) pairs whose answer has not been sent yet.
@@ -89,10 +97,14 @@ pub enum BoundedSessionsError {
     Full(usize),
     #[error(transparent)]
     Local(#[from] LocalSessionManagerError),
+    #[error(transparent)]
+    Shared(#[from] SharedSessionsError),
 }
 
 impl BoundedSessions {
-    pub fn new(max: usize, idle: Duration) -> Self {
+    /// At most `max` sessions, each closed after `idle` unused; with `shared`, counted and
+    /// kept for every replica on that Redis.
+    pub fn new(max: usize, idle: Duration, shared: Option<SharedSessions>) -> Self {
         let mut inner = LocalSessionManager::default();
         inner.session_config.keep_alive = Some(idle);
         Self {
@@ -101,21 +113,58 @@ impl BoundedSessions {
             creating: tokio::sync::Mutex::new(()),
             in_flight: InFlight::default(),
             owners: Mutex::default(),
+            shared,
         }
     }
 
-    /// Whether `caller` may use the session `id`: it opened it, or no one is recorded.
-    pub fn may_use(&self, id: &str, caller: &Principal) -> bool {
-        self.owners
+    /// Where the sessions are shared with other replicas, if they are.
+    pub fn shared(&self) -> Option<&SharedSessions> {
+        self.shared.as_ref()
+    }
+
+    /// Whether `caller` may use the session `id`: it opened it, or no one is recorded (an
+    /// unknown session, answered 404 further on). A shared session that exists with no
+    /// owner recorded is refused: its opener's record was lost, and it may be anyone's.
+    pub async fn may_use(
+        &self,
+        id: &str,
+        caller: &Principal,
+    ) -> Result<bool, BoundedSessionsError> {
+        let known = self
+            .owners
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .get(id)
-            .is_none_or(|owner| owner == caller)
+            .map(|owner| owner == caller);
+        if let Some(known) = known {
+            return Ok(known);
+        }
+        let Some(shared) = &self.shared else {
+            return Ok(true);
+        };
+        match shared.owner(id).await? {
+            None => Ok(true),
+            Some(None) => Ok(false),
+            Some(Some(owner)) => {
+                let allowed = owner == *caller;
+                self.owners
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .insert(id.to_owned(), owner);
+                Ok(allowed)
+            }
+        }
     }
 
     /// Record that `owner` opened the session `id`, forgetting the owners of sessions that
     /// have ended once as many are recorded as may live.
     pub async fn record_owner(&self, id: String, owner: Principal) {
+        if let Some(shared) = &self.shared
+            && let Err(error) = shared.record_owner(&id, &owner).await
+        {
+            // Fails closed: another replica finds no owner and refuses the session.
+            tracing::warn!(%error, "a session's owner could not be kept for the other replicas");
+        }
         let recorded = self
             .owners
             .lock()
@@ -138,18 +187,21 @@ impl BoundedSessions {
         self.max
     }
 
-    /// Live sessions now.
-    pub async fn len(&self) -> usize {
-        self.inner.sessions.read().await.len()
+    /// Live sessions now: of every replica when they are shared.
+    pub async fn len(&self) -> Result<usize, BoundedSessionsError> {
+        match &self.shared {
+            Some(shared) => Ok(shared.count().await?),
+            None => Ok(self.inner.sessions.read().await.len()),
+        }
     }
 
-    pub async fn is_empty(&self) -> bool {
-        self.len().await == 0
+    pub async fn is_empty(&self) -> Result<bool, BoundedSessionsError> {
+        Ok(self.len().await? == 0)
     }
 
     /// Whether a new session would be refused.
-    pub async fn is_full(&self) -> bool {
-        self.len().await >= self.max
+    pub async fn is_full(&self) -> Result<bool, BoundedSessionsError> {
+        Ok(self.len().await? >= self.max)
     }
 }
 
@@ -159,10 +211,24 @@ impl SessionManager for BoundedSessions {
 
     async fn create_session(&self) -> Result<(SessionId, Self::Transport), Self::Error> {
         let _creating = self.creating.lock().await;
-        if self.is_full().await {
-            return Err(BoundedSessionsError::Full(self.max));
+        let Some(shared) = &self.shared else {
+            if self.is_full().await? {
+                return Err(BoundedSessionsError::Full(self.max));
+            }
+            return Ok(self.inner.create_session().await?);
+        };
+        let (id, transport) = self.inner.create_session().await?;
+        // The count and the reservation are one step in Redis, so the cap holds across
+        // replicas opening sessions at the same moment.
+        let reserved = shared.reserve(&id, self.max).await;
+        if !matches!(reserved, Ok(true)) {
+            self.inner.close_session(&id).await?;
         }
-        Ok(self.inner.create_session().await?)
+        match reserved {
+            Ok(true) => Ok((id, transport)),
+            Ok(false) => Err(BoundedSessionsError::Full(self.max)),
+            Err(error) => Err(error.into()),
+        }
     }
 
     async fn initialize_session(
@@ -174,9 +240,26 @@ impl SessionManager for BoundedSessions {
     }
 
     async fn has_session(&self, id: &SessionId) -> Result<bool, Self::Error> {
-        Ok(self.inner.has_session(id).await?)
+        let here = self.inner.has_session(id).await?;
+        let Some(shared) = &self.shared else {
+            return Ok(here);
+        };
+        // Not held here: rmcp asks the session store next (and restores it from there).
+        if !here {
+            return Ok(false);
+        }
+        if shared.touch(id).await? {
+            return Ok(true);
+        }
+        // Expired or deleted for every replica: gone here too.
+        self.inner.close_session(id).await?;
+        Ok(false)
     }
 
+    /// Closes the session in this process only: rmcp also calls this when a session's
+    /// worker ends here (idle, or this process stopping), which must not end it for the
+    /// other replicas. A client's DELETE removes it from the shared store as well (rmcp
+    /// calls the store's `delete` after this).
     async fn close_session(&self, id: &SessionId) -> Result<(), Self::Error> {
         Ok(self.inner.close_session(id).await?)
     }
@@ -243,10 +326,14 @@ impl SessionManager for BoundedSessions {
 
     async fn restore_session(
         &self,
-        _id: SessionId,
+        id: SessionId,
     ) -> Result<RestoreOutcome<Self::Transport>, Self::Error> {
-        // No external session store: an unknown id is unknown (404), never re-created.
-        Ok(RestoreOutcome::NotSupported)
+        if self.shared.is_none() {
+            // No external session store: an unknown id is unknown (404), never re-created.
+            return Ok(RestoreOutcome::NotSupported);
+        }
+        // Already counted in Redis by the replica that opened it.
+        Ok(self.inner.restore_session(id).await?)
     }
 
     fn event_store(&self) -> Option<Arc<dyn EventStore>> {

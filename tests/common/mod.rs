@@ -9,6 +9,7 @@ pub mod emulator_flow;
 pub mod faulty_upstream;
 pub mod fixtures;
 pub mod holding_proxy;
+pub mod nginx;
 pub mod raw_mcp;
 pub mod redis_server;
 pub mod sse_client;
@@ -413,12 +414,17 @@ pub struct HttpServer {
 
 impl HttpServer {
     pub async fn start(launch: &Launch) -> Self {
+        Self::start_on(launch, "127.0.0.1:0").await
+    }
+
+    /// [`Self::start`] listening on `listen` (to start again where a stopped one was).
+    pub async fn start_on(launch: &Launch, listen: &str) -> Self {
         let mut command = launch
             .clone()
             .arg("--transport")
             .arg("http")
             .arg("--listen")
-            .arg("127.0.0.1:0")
+            .arg(listen)
             .command();
         command
             .stdin(Stdio::null())
@@ -496,9 +502,39 @@ impl HttpServer {
 
     /// rmcp's client over the old HTTP+SSE endpoints.
     pub async fn sse_client(&self) -> Client {
-        let transport = sse_client::connect(&self.sse_url()).await;
-        ().serve(transport).await.expect("initialize over HTTP+SSE")
+        sse_client_at(&self.sse_url()).await
     }
+}
+
+/// [`HttpServer::legacy_client`] of the `/mcp` at `url` (a load balancer, say).
+pub async fn legacy_client_at(url: &str) -> Client {
+    let transport = StreamableHttpClientTransport::from_config(
+        StreamableHttpClientTransportConfig::with_uri(url.to_owned()),
+    );
+    ().serve(transport)
+        .await
+        .expect("initialize over streamable HTTP")
+}
+
+/// [`HttpServer::modern_client`] of the `/mcp` at `url`.
+pub async fn modern_client_at(url: &str) -> Client {
+    let transport = StreamableHttpClientTransport::from_config(
+        StreamableHttpClientTransportConfig::with_uri(url.to_owned()),
+    );
+    ().serve_with_lifecycle(
+        transport,
+        ClientLifecycleMode::Discover {
+            preferred_versions: vec![ProtocolVersion::V_2026_07_28],
+        },
+    )
+    .await
+    .expect("discover over streamable HTTP")
+}
+
+/// [`HttpServer::sse_client`] of the `/sse` at `url`.
+pub async fn sse_client_at(url: &str) -> Client {
+    let transport = sse_client::connect(url).await;
+    ().serve(transport).await.expect("initialize over HTTP+SSE")
 }
 
 // ───────────────────────────── calls ─────────────────────────────

@@ -68,8 +68,13 @@ pub struct RawSession {
 impl RawSession {
     /// `initialize` + `notifications/initialized`; panics unless both are accepted.
     pub async fn open(server: &HttpServer, token: Option<&str>) -> Self {
+        Self::open_at(&server.mcp_url(), token).await
+    }
+
+    /// [`Self::open`] on the `/mcp` at `url` (a load balancer, say).
+    pub async fn open_at(url: &str, token: Option<&str>) -> Self {
         let http = reqwest::Client::new();
-        let url = server.mcp_url();
+        let url = url.to_owned();
         let answer = post_mcp(&http, &url, None, token, INITIALIZE).await;
         assert_eq!(answer.status, StatusCode::OK, "initialize: {answer:?}");
         let id = answer.headers["mcp-session-id"]

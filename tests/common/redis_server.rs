@@ -20,7 +20,7 @@ pub struct RedisServer {
 }
 
 /// A loopback port free a moment ago.
-fn free_port() -> u16 {
+pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()

@@ -22,6 +22,7 @@ mod forwarding;
 mod hostile_clients;
 mod http_access;
 mod http_limits;
+mod load_balancer;
 mod replicas;
 mod resource_server;
 mod secrets;

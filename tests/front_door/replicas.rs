@@ -3,17 +3,27 @@
 //! through both, every caller the same answer; the reuse window and a lost answer
 //! recovered on the other process), Redis killed and restarted from its append-only file,
 //! the durability settings refused at start-up, and the URL's password kept out of every
-//! log line. Each test starts its own `redis-server` (Debian package redis-server) and stops
+//! log line. Legacy streamable-HTTP sessions kept in that Redis: one process serves a
+//! session the other opened (and outlived), idle expiry and the cap hold for both, and a
+//! user's session stays hers on either. Each test starts its own `redis-server` (Debian package redis-server) and stops
 //! it by its PID; without one installed a test says so and passes, except under CI=true.
 
 use std::time::Duration;
 
-use crate::common::{emulator_flow::*, holding_proxy::HoldingProxy, redis_server::RedisServer, *};
+use crate::common::{
+    emulator_flow::*,
+    holding_proxy::HoldingProxy,
+    raw_mcp::{INITIALIZE, RawSession, post_mcp},
+    redis_server::RedisServer,
+    test_issuer::TestIssuer,
+    *,
+};
+use crate::resource_server::PUBLIC_URL;
 use crate::token_store::{
     assert_one_rotation_for_all, call, delay_refreshes, field, first_pair, launch_on,
     refresh_and_hang_up, refused_at_start, store_warning, tokens_of,
 };
-use procore_emulator::{EmulatorConfig, GrantType};
+use procore_emulator::{EmulatorConfig, GrantType, RunningEmulator};
 use rmcp::model::CallToolResult;
 use serde_json::json;
 
@@ -575,4 +585,250 @@ async fn a_redis_that_refuses_config_is_warned_about_and_used() {
         logged.contains("refuses CONFIG GET") && logged.contains("appendonly yes"),
         "{logged}"
     );
+}
+
+// ─────────────── legacy sessions any process serves (rmcp's session store on Redis) ───────────────
+
+pub(crate) const TOOLS_LIST: &str = r#"{"jsonrpc":"2.0","id":1,"method":"tools/list"}"#;
+
+/// Two processes on one Redis, the emulator behind them, with `extra` flags.
+async fn two_on(redis: &RedisServer, extra: &[&str]) -> (RunningEmulator, HttpServer, HttpServer) {
+    let emulator = start_emulator(EmulatorConfig::generated()).await;
+    let mut launch = launch_on(&emulator, &redis.url());
+    for arg in extra {
+        launch = launch.arg(*arg);
+    }
+    let a = HttpServer::start(&launch).await;
+    let b = HttpServer::start(&launch).await;
+    (emulator, a, b)
+}
+
+/// `session` (opened anywhere) addressed to `server`.
+fn on(session: &RawSession, server: &HttpServer) -> RawSession {
+    RawSession {
+        http: reqwest::Client::new(),
+        url: server.mcp_url(),
+        id: session.id.clone(),
+        token: session.token.clone(),
+    }
+}
+
+/// The tool names `tools/list` answers in `session`; panics unless it is answered.
+pub(crate) async fn tool_names(session: &RawSession) -> Vec<String> {
+    let answer = session.post(TOOLS_LIST).await;
+    assert_eq!(answer.status, 200, "{answer:?}");
+    let message = answer.message();
+    message["result"]["tools"]
+        .as_array()
+        .unwrap_or_else(|| panic!("a tool list: {message}"))
+        .iter()
+        .map(|tool| tool["name"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_legacy_session_opened_on_one_process_is_served_by_the_other_and_outlives_it() {
+    let Some(redis) = RedisServer::start(&[]) else {
+        return;
+    };
+    let (_emulator, mut a, b) = two_on(&redis, &[]).await;
+
+    let session = RawSession::open(&a, None).await;
+    let here = tool_names(&session).await;
+    assert!(here.contains(&"get_token_info".to_owned()), "{here:?}");
+    assert_eq!(
+        tool_names(&on(&session, &b)).await,
+        here,
+        "B serves A's session"
+    );
+    // And back: both hold it now, each answering it.
+    assert_eq!(tool_names(&session).await, here);
+
+    // A DELETE through B ends it for A too (A closes its own copy, and answers 404).
+    assert_eq!(on(&session, &b).delete().await, 202);
+    assert_eq!(session.post(TOOLS_LIST).await.status, 404);
+    assert_eq!(on(&session, &b).post(TOOLS_LIST).await.status, 404);
+
+    // A session opened on A and never used on B survives A's kill -9.
+    let session = RawSession::open(&a, None).await;
+    a.child.kill().await.unwrap();
+    let on_b = on(&session, &b);
+    assert_eq!(
+        tool_names(&on_b).await,
+        here,
+        "served after its process died"
+    );
+    let called = on_b
+        .post(r#"{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"get_token_info","arguments":{"access_token":"not-a-real-one"}}}"#)
+        .await;
+    assert_eq!(called.status, 200, "{called:?}");
+    assert!(called.message()["result"].is_object(), "{called:?}");
+
+    // An id Redis never saw is still 404.
+    let unknown = RawSession {
+        id: "00000000000000000000000000000000".to_owned(),
+        ..on(&session, &b)
+    };
+    assert_eq!(unknown.post(TOOLS_LIST).await.status, 404);
+    let logs = b.stop().await;
+    assert!(!logs.contains("ERROR"), "{logs}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_session_idle_past_its_expiry_is_404_on_both_processes() {
+    let Some(redis) = RedisServer::start(&[]) else {
+        return;
+    };
+    let (_emulator, a, b) = two_on(&redis, &["--session-idle-secs", "2"]).await;
+
+    let session = RawSession::open(&a, None).await;
+    // Kept alive by use on B alone: every request pushes the expiry for every process.
+    for _ in 0..3 {
+        tokio::time::sleep(Duration::from_millis(1000)).await;
+        tool_names(&on(&session, &b)).await;
+    }
+    assert!(
+        !tool_names(&session).await.is_empty(),
+        "still live on A after 3 s of use on B"
+    );
+
+    let idle = RawSession::open(&b, None).await;
+    tool_names(&on(&idle, &a)).await;
+    tokio::time::sleep(Duration::from_millis(3000)).await;
+    assert_eq!(on(&idle, &a).post(TOOLS_LIST).await.status, 404);
+    assert_eq!(idle.post(TOOLS_LIST).await.status, 404);
+    let mut connection = redis.connection();
+    let live: Vec<String> = redis::cmd("ZRANGE")
+        .arg("ptm:1:{sessions}:live")
+        .arg(0)
+        .arg(-1)
+        .query(&mut connection)
+        .unwrap();
+    assert!(!live.contains(&idle.id), "{live:?}");
+    let kept: bool = redis::cmd("EXISTS")
+        .arg(format!("ptm:1:{{sessions}}:s:{}", idle.id))
+        .query(&mut connection)
+        .unwrap();
+    assert!(!kept, "the expired session's state is gone from Redis");
+    a.stop().await;
+    b.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_session_cap_counts_the_sessions_of_both_processes() {
+    let Some(redis) = RedisServer::start(&[]) else {
+        return;
+    };
+    let (_emulator, a, b) = two_on(&redis, &["--max-sessions", "2"]).await;
+    let http = reqwest::Client::new();
+
+    let first = RawSession::open(&a, None).await;
+    let second = RawSession::open(&b, None).await;
+    for server in [&a, &b] {
+        let refused = post_mcp(&http, &server.mcp_url(), None, None, INITIALIZE).await;
+        assert_eq!(refused.status, 503, "two live between them: {refused:?}");
+    }
+    // Still served, on either process.
+    tool_names(&on(&first, &b)).await;
+    tool_names(&on(&second, &a)).await;
+
+    assert_eq!(on(&second, &a).delete().await, 202);
+    let third = RawSession::open(&b, None).await;
+    tool_names(&on(&third, &a)).await;
+    let refused = post_mcp(&http, &a.mcp_url(), None, None, INITIALIZE).await;
+    assert_eq!(refused.status, 503, "{refused:?}");
+    a.stop().await;
+    b.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_users_session_stays_hers_on_the_other_process_and_one_without_an_owner_is_refused() {
+    let Some(redis) = RedisServer::start(&[]) else {
+        return;
+    };
+    let issuer = TestIssuer::start().await;
+    let emulator = start_emulator(EmulatorConfig::generated()).await;
+    let launch = launch_on(&emulator, &redis.url())
+        .env("MCP_AUTH_ISSUER", &issuer.url)
+        .env("MCP_PUBLIC_URL", PUBLIC_URL);
+    let a = HttpServer::start(&launch).await;
+    let b = HttpServer::start(&launch).await;
+    let alice = issuer.mint(&issuer.claims("alice", PUBLIC_URL));
+    let bob = issuer.mint(&issuer.claims("bob", PUBLIC_URL));
+
+    let session = RawSession::open(&a, Some(&alice)).await;
+    let as_bob = RawSession {
+        token: Some(bob.clone()),
+        ..on(&session, &b)
+    };
+    assert_eq!(
+        as_bob.post(TOOLS_LIST).await.status,
+        404,
+        "not Bob's, on B either"
+    );
+    tool_names(&on(&session, &b)).await;
+    let as_bob_on_a = RawSession {
+        token: Some(bob),
+        ..on(&session, &a)
+    };
+    assert_eq!(as_bob_on_a.post(TOOLS_LIST).await.status, 404);
+
+    // A session whose owner Redis lost is no one's on a process that never held it.
+    let orphan = RawSession::open(&a, Some(&alice)).await;
+    let removed: i64 = redis::cmd("HDEL")
+        .arg(format!("ptm:1:{{sessions}}:s:{}", orphan.id))
+        .arg("owner")
+        .query(&mut redis.connection())
+        .unwrap();
+    assert_eq!(removed, 1, "the owner was kept in Redis");
+    assert_eq!(on(&orphan, &b).post(TOOLS_LIST).await.status, 404);
+    a.stop().await;
+    b.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_redis_down_a_shared_session_is_a_clear_error_and_served_again_once_it_is_back() {
+    let Some(mut redis) = RedisServer::start(&[]) else {
+        return;
+    };
+    let (_emulator, a, b) = two_on(&redis, &[]).await;
+    let session = RawSession::open(&a, None).await;
+    tool_names(&on(&session, &b)).await;
+
+    redis.kill();
+    let started = std::time::Instant::now();
+    let answer = on(&session, &b).post(TOOLS_LIST).await;
+    assert!(answer.status.is_server_error(), "{answer:?}");
+    assert!(answer.body.contains("session store"), "{answer:?}");
+    assert!(
+        started.elapsed() < Duration::from_secs(30),
+        "{:?}",
+        started.elapsed()
+    );
+    let opening = post_mcp(
+        &reqwest::Client::new(),
+        &a.mcp_url(),
+        None,
+        None,
+        INITIALIZE,
+    )
+    .await;
+    assert_eq!(
+        opening.status, 503,
+        "no session opened uncounted: {opening:?}"
+    );
+
+    redis.restart();
+    let mut status = 0;
+    for _ in 0..100 {
+        status = on(&session, &b).post(TOOLS_LIST).await.status.as_u16();
+        if status == 200 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(status, 200, "served again, by itself, once Redis is back");
+    tool_names(&session).await;
+    a.stop().await;
+    b.stop().await;
 }

@@ -16,7 +16,7 @@ use rmcp::model::{CallToolRequestParams, CallToolResult};
 use serde_json::{Value, json};
 
 /// The canonical URL of the MCP endpoint the server is told it has.
-const PUBLIC_URL: &str = "https://mcp.example.test/mcp";
+pub(crate) const PUBLIC_URL: &str = "https://mcp.example.test/mcp";
 const METADATA_URL: &str = "https://mcp.example.test/.well-known/oauth-protected-resource/mcp";
 
 fn launch(issuer: &TestIssuer, upstream: &str) -> Launch {

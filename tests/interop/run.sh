@@ -310,6 +310,179 @@ oidc_token() {
     "$PY" -c 'import json, sys; print(json.load(sys.stdin)["access_token"])'
 }
 
+# ───────────────────────────── replicas behind nginx ─────────────────────────────
+
+# Three replicas of the server on one Redis (--token-store redis://…) behind nginx (Debian
+# packages redis-server and nginx, on loopback, stopped by their PIDs): round-robin on one
+# port for streamable HTTP (legacy sessions are kept in Redis, so any replica serves them;
+# 2026-07-28 requests are stateless), ip_hash on another for the old HTTP+SSE transport,
+# whose open stream and its POSTs must reach one replica.
+LB_PORTS=()
+LB_PIDS=()
+
+# start_replica INDEX: (re)start replica INDEX on its port, ready once /healthz says so.
+start_replica() {
+  local i=$1
+  RUST_LOG=info "$BIN" --transport http --listen "127.0.0.1:${LB_PORTS[$i]}" \
+    --login-url "$EMULATOR" --token-store "$LB_REDIS" \
+    >>"$WORK/replica-$i.out" 2>>"$WORK/replica-$i.err" &
+  LB_PIDS[$i]=$!
+  PIDS+=($!)
+  for _ in $(seq 200); do
+    curl -fs -o /dev/null "http://127.0.0.1:${LB_PORTS[$i]}/healthz" && return 0
+    sleep 0.1
+  done
+  die "replica $i did not become ready: $(tail -n 5 "$WORK/replica-$i.err")"
+}
+
+# nginx_conf ROUND-ROBIN-PORT IP-HASH-PORT: the configuration, one process in the foreground.
+nginx_conf() {
+  local servers="" i
+  for i in "${!LB_PORTS[@]}"; do
+    servers+="        server 127.0.0.1:${LB_PORTS[$i]} max_fails=0;"$'\n'
+  done
+  cat <<NGINX
+master_process off;
+pid $LB_DIR/nginx.pid;
+error_log $LB_DIR/error.log warn;
+events { worker_connections 256; }
+http {
+    log_format upstream '\$request_method \$uri \$status \$upstream_addr';
+    access_log $LB_DIR/access.log upstream;
+    client_body_temp_path $LB_DIR/body;
+    proxy_temp_path $LB_DIR/proxy;
+    fastcgi_temp_path $LB_DIR/fastcgi;
+    uwsgi_temp_path $LB_DIR/uwsgi;
+    scgi_temp_path $LB_DIR/scgi;
+    upstream replicas {
+$servers    }
+    upstream replicas_by_ip {
+        ip_hash;
+$servers    }
+    proxy_http_version 1.1;
+    proxy_set_header Connection "";
+    proxy_set_header Host \$http_host;
+    proxy_buffering off;
+    proxy_request_buffering off;
+    proxy_read_timeout 1h;
+    server { listen 127.0.0.1:$1; location / { proxy_pass http://replicas; } }
+    server { listen 127.0.0.1:$2; location / { proxy_pass http://replicas_by_ip; } }
+}
+NGINX
+}
+
+# lb_client_case python|inspector TRANSPORT ERA URL: one client through nginx.
+lb_client_case() {
+  local client=$1 transport=$2 era=$3 url=$4 out=$WORK/nginx-$1-$2-$3
+  case_start "nginx-$client|$transport|$era" "$out.log"
+  if [ "$client" = python ]; then
+    timeout 120 "$PY" "$HERE/python_client.py" --transport "$transport" --era "$era" \
+      --server "$url" --client-id "$CLIENT_ID" --client-secret "$CLIENT_SECRET" \
+      --out "$out.json" >"$out.log" 2>&1
+    check tools "$out.json" --open --store
+    check call "$out.json" --emulator "$EMULATOR" --client-id "$CLIENT_ID"
+    check era "$out.json" --era "$era"
+  else
+    local args="{\"grant_type\":\"client_credentials\",\"client_id\":\"$CLIENT_ID\",\"client_secret\":\"$CLIENT_SECRET\"}"
+    inspector --protocol-era "$era" --method tools/list --transport "$transport" -- "$url" \
+      >"$out.tools.json" 2>"$out.log"
+    inspector --protocol-era "$era" --method tools/call --tool-name "$TOOL" \
+      --tool-args-json "$args" --transport "$transport" -- "$url" >"$out.call.json" 2>>"$out.log"
+    check tools "$out.tools.json" --open --store
+    check call "$out.call.json" --emulator "$EMULATOR" --client-id "$CLIENT_ID"
+  fi
+  case_end
+}
+
+# A legacy session opened through nginx, its replica killed (-9) and started again on its
+# port: the session is served meanwhile by the others, and afterwards by the restarted one.
+lb_restart_case() {
+  local out=$WORK/nginx-restart session upstream i at="" n before
+  case_start "nginx-session|http|legacy" "$out.log"
+  session=$("$PY" "$HERE/legacy_session.py" open "$LB/mcp" 2>>"$out.log") \
+    || CASE_FAILURE="initialize through nginx failed: $(tail -n 1 "$out.log")"
+  if [ -z "$CASE_FAILURE" ]; then
+    upstream=$(awk '$1 == "POST" && $2 == "/mcp" && $3 == 200 { u = $4 } END { print u }' \
+      "$LB_DIR/access.log")
+    for i in "${!LB_PORTS[@]}"; do
+      [ "127.0.0.1:${LB_PORTS[$i]}" = "$upstream" ] && at=$i
+    done
+    [ -n "$at" ] || CASE_FAILURE="nginx's log names no replica for the initialize ($upstream)"
+  fi
+  if [ -z "$CASE_FAILURE" ]; then
+    kill -9 "${LB_PIDS[$at]}"
+    wait "${LB_PIDS[$at]}" 2>/dev/null
+    "$PY" "$HERE/legacy_session.py" list "$LB/mcp" "$session" "$out.down.json" >>"$out.log" 2>&1 \
+      || CASE_FAILURE="tools/list with replica $at down: $(tail -n 1 "$out.log")"
+    check tools "$out.down.json" --open --store
+    start_replica "$at"
+    before=$(wc -l <"$LB_DIR/access.log")
+    for n in 1 2 3 4 5 6; do
+      [ -n "$CASE_FAILURE" ] && break
+      "$PY" "$HERE/legacy_session.py" list "$LB/mcp" "$session" "$out.$n.json" >>"$out.log" 2>&1 \
+        || CASE_FAILURE="tools/list $n after the restart: $(tail -n 1 "$out.log")"
+      check tools "$out.$n.json" --open --store
+    done
+    if [ -z "$CASE_FAILURE" ] && ! tail -n +"$((before + 1))" "$LB_DIR/access.log" |
+      grep -q " $upstream\$"; then
+      CASE_FAILURE="the restarted replica ($upstream) served none of the session's requests"
+    fi
+  fi
+  case_end
+}
+
+lb_cases() {
+  local missing="" rport rr ip i era
+  command -v redis-server >/dev/null || missing+=" redis-server"
+  command -v nginx >/dev/null || missing+=" nginx"
+  if [ -n "$missing" ]; then
+    [ "${CI:-}" = true ] && die "the load-balancer cases need the Debian package(s)$missing"
+    echo "  skipped: not installed (Debian package(s)$missing)"
+    return
+  fi
+  LB_DIR=$WORK/nginx
+  mkdir -p "$LB_DIR" "$WORK/redis"
+  rport=$(free_port)
+  redis-server --port "$rport" --bind 127.0.0.1 --dir "$WORK/redis" --appendonly yes \
+    --appendfsync always --maxmemory-policy noeviction --save "" >"$WORK/redis.log" 2>&1 &
+  PIDS+=($!)
+  for _ in $(seq 100); do
+    redis-cli -p "$rport" ping 2>/dev/null | grep -q PONG && break
+    sleep 0.1
+  done
+  LB_REDIS=redis://127.0.0.1:$rport/0
+  for i in 0 1 2; do
+    LB_PORTS[$i]=$(free_port)
+    start_replica "$i"
+  done
+  rr=$(free_port)
+  ip=$(free_port)
+  nginx_conf "$rr" "$ip" >"$LB_DIR/nginx.conf"
+  nginx -p "$LB_DIR" -e "$LB_DIR/error.log" -c "$LB_DIR/nginx.conf" -g 'daemon off;' \
+    >"$LB_DIR/nginx.out" 2>&1 &
+  PIDS+=($!)
+  LB=http://127.0.0.1:$rr
+  LB_IP=http://127.0.0.1:$ip
+  for _ in $(seq 100); do
+    curl -fs -o /dev/null "$LB/healthz" && curl -fs -o /dev/null "$LB_IP/healthz" && break
+    sleep 0.1
+  done
+  curl -fs -o /dev/null "$LB/healthz" || die "nginx did not start: $(cat "$LB_DIR/error.log")"
+  say "three replicas on $LB_REDIS behind $(nginx -v 2>&1 | sed 's/.*: //'):" \
+    "round-robin at $LB, ip_hash at $LB_IP"
+  for era in legacy modern; do
+    lb_client_case python http "$era" "$LB/mcp"
+    lb_client_case inspector http "$era" "$LB/mcp"
+    lb_client_case python sse "$era" "$LB_IP/sse"
+    lb_client_case inspector sse "$era" "$LB_IP/sse"
+  done
+  lb_restart_case
+  if grep -qF "$CLIENT_SECRET" "$WORK"/replica-*.err; then
+    FAILED=$((FAILED + 1))
+    echo "  FAIL nginx: the client secret appears in a replica's log"
+  fi
+}
+
 # ───────────────────────────── conformance ─────────────────────────────
 
 declare -A CONFORMANCE_PASSED
@@ -382,6 +555,8 @@ print_matrix() {
     "python|Python SDK, mcp 2.3.0"
     "typescript|TypeScript SDK v2, client 2.4.0"
     "conformance|conformance 0.2.0-alpha.12"
+    "nginx-python|Python SDK via nginx, 3 replicas"
+    "nginx-inspector|Inspector CLI via nginx, 3 repl."
   )
   local row column
   echo
@@ -409,6 +584,9 @@ print_matrix() {
   done
   printf '%-32s %-12s %-12s %-12s %-12s %-12s %-12s\n' "oidc-provider 9.13.3 (resource)" \
     n/a n/a "$oidc" "$oidc" "$oidc" "$oidc"
+  echo "Via nginx: three replicas on one Redis, streamable HTTP round-robin, old SSE behind"
+  echo "ip_hash (client-IP affinity); a legacy session outliving its replica's restart:" \
+    "${RESULT[nginx-session|http|legacy]:-n/a}."
   echo "Glama's path: the server on stdio with no credentials behind mcp-proxy; tools listed"
   echo "through the proxy's /mcp (${RESULT[glama|stdio|via-http]:-n/a}) and /sse" \
     "(${RESULT[glama|stdio|via-sse]:-n/a}). Conformance extension scenarios (tasks, skills):" \
@@ -458,6 +636,9 @@ glama_case
 
 say "a real OpenID provider: oidc-provider signs agents in to the server (--auth-issuer)"
 oidc_cases
+
+say "three replicas on one Redis behind nginx (round-robin; ip_hash for the old SSE transport)"
+lb_cases
 
 print_matrix
 echo "(interop suite: $SECONDS s)"
