@@ -111,7 +111,12 @@ pub fn router_with(
         read_timeout: config.read_timeout,
     };
     let shared = server.shared_sessions(config.session_idle);
+    // Stateless 2026-07-28 requests whose answer is one message get it as plain JSON rather
+    // than a one-event stream (rmcp falls back to a stream when a handler sends anything
+    // first); the harness's A/B measured 15 µs less server CPU per call. Legacy sessions
+    // always stream, as rmcp serves them.
     let mut mcp_config = StreamableHttpServerConfig::default()
+        .with_json_response(true)
         .with_allowed_hosts(config.allowed_hosts.iter().cloned())
         .with_max_request_body_bytes(config.max_request_bytes)
         .with_cancellation_token(shutdown.child_token());
