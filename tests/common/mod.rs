@@ -467,13 +467,7 @@ impl HttpServer {
         &self,
         handler: H,
     ) -> RunningService<RoleClient, H> {
-        let transport = StreamableHttpClientTransport::from_config(
-            StreamableHttpClientTransportConfig::with_uri(self.mcp_url()),
-        );
-        handler
-            .serve(transport)
-            .await
-            .expect("initialize over streamable HTTP")
+        legacy_client_at_with(&self.mcp_url(), handler).await
     }
 
     /// rmcp's streamable HTTP client, stateless 2026-07-28 requests after `server/discover`.
@@ -486,18 +480,7 @@ impl HttpServer {
         &self,
         handler: H,
     ) -> RunningService<RoleClient, H> {
-        let transport = StreamableHttpClientTransport::from_config(
-            StreamableHttpClientTransportConfig::with_uri(self.mcp_url()),
-        );
-        handler
-            .serve_with_lifecycle(
-                transport,
-                ClientLifecycleMode::Discover {
-                    preferred_versions: vec![ProtocolVersion::V_2026_07_28],
-                },
-            )
-            .await
-            .expect("discover over streamable HTTP")
+        modern_client_at_with(&self.mcp_url(), handler).await
     }
 
     /// rmcp's client over the old HTTP+SSE endpoints.
@@ -508,27 +491,45 @@ impl HttpServer {
 
 /// [`HttpServer::legacy_client`] of the `/mcp` at `url` (a load balancer, say).
 pub async fn legacy_client_at(url: &str) -> Client {
+    legacy_client_at_with(url, ()).await
+}
+
+/// [`legacy_client_at`] with `handler` answering what the server asks the client.
+pub async fn legacy_client_at_with<H: rmcp::ClientHandler>(
+    url: &str,
+    handler: H,
+) -> RunningService<RoleClient, H> {
     let transport = StreamableHttpClientTransport::from_config(
         StreamableHttpClientTransportConfig::with_uri(url.to_owned()),
     );
-    ().serve(transport)
+    handler
+        .serve(transport)
         .await
         .expect("initialize over streamable HTTP")
 }
 
 /// [`HttpServer::modern_client`] of the `/mcp` at `url`.
 pub async fn modern_client_at(url: &str) -> Client {
+    modern_client_at_with(url, ()).await
+}
+
+/// [`modern_client_at`] with `handler` declaring the client's capabilities.
+pub async fn modern_client_at_with<H: rmcp::ClientHandler>(
+    url: &str,
+    handler: H,
+) -> RunningService<RoleClient, H> {
     let transport = StreamableHttpClientTransport::from_config(
         StreamableHttpClientTransportConfig::with_uri(url.to_owned()),
     );
-    ().serve_with_lifecycle(
-        transport,
-        ClientLifecycleMode::Discover {
-            preferred_versions: vec![ProtocolVersion::V_2026_07_28],
-        },
-    )
-    .await
-    .expect("discover over streamable HTTP")
+    handler
+        .serve_with_lifecycle(
+            transport,
+            ClientLifecycleMode::Discover {
+                preferred_versions: vec![ProtocolVersion::V_2026_07_28],
+            },
+        )
+        .await
+        .expect("discover over streamable HTTP")
 }
 
 /// [`HttpServer::sse_client`] of the `/sse` at `url`.
