@@ -68,7 +68,7 @@ fn main() {
         .unwrap();
 
     // HARNESS_ONLY=load,peers (say) runs only those parts, for an A/B of one figure: cold,
-    // latency, memory, load, peers (peers needs load and cold for its ratios).
+    // latency, memory, store, load, peers (peers needs load and cold for its ratios).
     let only = std::env::var("HARNESS_ONLY").ok();
     let runs = |part: &str| {
         only.as_deref()
@@ -92,6 +92,9 @@ fn main() {
         }
         if runs("memory") {
             memory(&mut report, size, &upstream).await;
+        }
+        if runs("store") {
+            store_cost(&mut report, size, &upstream).await;
         }
         if runs("load") || runs("peers") {
             let ours = throughput(&mut report, size, &upstream).await;
@@ -245,8 +248,9 @@ fn cold_start(
 /// process, which answers each token POST at once with a response of Procore's shape,
 /// keeps nothing and counts the POSTs. (The emulator keeps every token it issues and checks
 /// every grant, so under load it measures itself; it is the upstream of the test suite.)
-/// It still refuses a body that is not a client-credentials request with a client id, so
-/// a call the server mangled shows up as an error.
+/// It still refuses a body that is neither a client-credentials request with a client id
+/// nor a refresh with a refresh token (answered with a new pair), so a call the server
+/// mangled shows up as an error.
 struct Upstream {
     url: String,
     posts: Arc<AtomicU64>,
@@ -287,6 +291,27 @@ async fn token(
     use axum::response::IntoResponse;
     let n = posts.fetch_add(1, Ordering::Relaxed);
     let request: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    let created_at = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    if request["grant_type"] == "refresh_token"
+        && request["client_id"].is_string()
+        && request["refresh_token"].is_string()
+    {
+        // A rotation: a new pair, as Procore answers a refresh.
+        let body = format!(
+            r#"{{"access_token":"{n:064x}","token_type":"bearer","expires_in":5400,"refresh_token":"r{n:063x}","created_at":{created_at}}}"#
+        );
+        return (
+            [
+                ("content-type", "application/json; charset=utf-8"),
+                ("cache-control", "no-store"),
+            ],
+            body,
+        )
+            .into_response();
+    }
     if request["grant_type"] != "client_credentials" || !request["client_id"].is_string() {
         return (
             axum::http::StatusCode::BAD_REQUEST,
@@ -295,10 +320,6 @@ async fn token(
         )
             .into_response();
     }
-    let created_at = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs();
     let body = format!(
         r#"{{"access_token":"{n:064x}","token_type":"bearer","expires_in":5400,"created_at":{created_at}}}"#
     );
@@ -343,8 +364,15 @@ struct StdioServer {
 
 impl StdioServer {
     async fn start(upstream: &Upstream) -> Self {
+        Self::start_with(upstream, &[], &[]).await
+    }
+
+    /// The server with more arguments and environment variables.
+    async fn start_with(upstream: &Upstream, more: &[&str], env: &[(&str, &str)]) -> Self {
         let mut child = tokio::process::Command::new(bin())
             .args(["--login-url", &upstream.url])
+            .args(more)
+            .envs(env.iter().copied())
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
@@ -1095,6 +1123,162 @@ fn required_missing(what: &str, figure: &str) {
         panic!("CI=true but {what} is missing: {figure} cannot be measured");
     }
     eprintln!("harness: {what} is not installed; {figure} is skipped");
+}
+
+// ───────────────────────────── the token store's cost ─────────────────────────────
+
+/// A redis-server for the store figure, on loopback, durable as the server requires; killed
+/// on drop.
+struct Redis {
+    child: Child,
+    port: u16,
+    dir: std::path::PathBuf,
+}
+
+impl Drop for Redis {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+impl Redis {
+    fn start() -> Option<Self> {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .ok()?
+            .local_addr()
+            .ok()?
+            .port();
+        let dir = std::env::temp_dir().join(format!("ptm-harness-redis-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).ok()?;
+        let child = Command::new("redis-server")
+            .args([
+                "--bind",
+                "127.0.0.1",
+                "--port",
+                &port.to_string(),
+                "--save",
+                "",
+            ])
+            .args(["--appendonly", "yes", "--appendfsync", "always"])
+            .arg("--dir")
+            .arg(&dir)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .ok()?;
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "redis-server listens within 10 s"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Some(Self { child, port, dir })
+    }
+}
+
+/// Sequential refreshes through the server over stdio, `calls` of them, each with the
+/// refresh token the previous answer brought (a real rotation every time: with a store the
+/// pair is leased, renewed and saved durably before the answer): the median latency and
+/// the upstream POSTs per call.
+async fn refreshes(upstream: &Upstream, calls: usize, more: &[&str]) -> (Stats, f64) {
+    let env = [
+        ("PROCORE_CLIENT_ID", "harness-client"),
+        ("PROCORE_CLIENT_SECRET", "harness-secret"),
+    ];
+    let mut server = StdioServer::start_with(upstream, more, &env).await;
+    let refresh = |token: &str| json!({"grant_type": "refresh_token", "refresh_token": token});
+    let first = server.call(&refresh("harness-refresh-0")).await;
+    assert_token(&first);
+    let mut token = first["result"]["structuredContent"]["refresh_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let posts = upstream.posts();
+    let mut latencies = Vec::new();
+    for _ in 0..calls {
+        let arguments = refresh(&token);
+        let started = Instant::now();
+        let answer = server.call(&arguments).await;
+        latencies.push(started.elapsed().as_secs_f64() * 1e3);
+        assert_token(&answer);
+        let next = answer["result"]["structuredContent"]["refresh_token"]
+            .as_str()
+            .unwrap();
+        assert_ne!(next, token, "a new pair each time");
+        token = next.to_owned();
+    }
+    let per_call = (upstream.posts() - posts) as f64 / calls as f64;
+    let _ = server.child.kill().await;
+    (Stats::new(latencies), per_call)
+}
+
+/// What the token store adds to a refresh: the same sequential refreshes with no store,
+/// with the file store and with the Redis store (a real redis-server, appendfsync always).
+async fn store_cost(report: &mut Report, size: Size, upstream: &Upstream) {
+    let calls = (size.latency_calls / 4).max(5);
+    let (none, none_posts) = refreshes(upstream, calls, &[]).await;
+    report.stats("refresh through the server, no store (stdio)", "ms", &none);
+    let dir = std::env::temp_dir().join(format!("ptm-harness-store-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700)).unwrap();
+    }
+    let file = dir.join("tokens.json");
+    let file_arg = file.to_str().unwrap().to_owned();
+    let no_window = ["--reuse-window-secs", "0"];
+    let (on_file, file_posts) = refreshes(
+        upstream,
+        calls,
+        &["--token-store", &file_arg, no_window[0], no_window[1]],
+    )
+    .await;
+    let _ = std::fs::remove_dir_all(&dir);
+    report.stats(
+        "refresh through the server, file store (fsync)",
+        "ms",
+        &on_file,
+    );
+    report.value(
+        "  store cost per refresh, file (median − no store)",
+        format!("{:.3} ms", on_file.median() - none.median()),
+    );
+    let Some(redis) = Redis::start() else {
+        required_missing(
+            "redis-server (Debian: redis-server)",
+            "the Redis store figure",
+        );
+        report.value(
+            "refresh of the stored pair, Redis store",
+            "skipped".to_owned(),
+        );
+        return;
+    };
+    let url = format!("redis://127.0.0.1:{}", redis.port);
+    let (on_redis, redis_posts) = refreshes(
+        upstream,
+        calls,
+        &["--token-store", &url, no_window[0], no_window[1]],
+    )
+    .await;
+    drop(redis);
+    report.stats(
+        "refresh through the server, Redis store (AOF, fsync always)",
+        "ms",
+        &on_redis,
+    );
+    report.value(
+        "  store cost per refresh, Redis (median − no store)",
+        format!("{:.3} ms", on_redis.median() - none.median()),
+    );
+    report.value(
+        "  upstream POSTs per refresh: none / file / Redis",
+        format!("{none_posts:.2} / {file_posts:.2} / {redis_posts:.2}"),
+    );
 }
 
 // ───────────────────────────── 5. a peer, in the same run ─────────────────────────────
