@@ -1127,6 +1127,15 @@ fn required_missing(what: &str, figure: &str) {
 
 // ───────────────────────────── the token store's cost ─────────────────────────────
 
+/// A loopback port free a moment ago, for a child process to listen on.
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
 /// A redis-server for the store figure, on loopback, durable as the server requires; killed
 /// on drop.
 struct Redis {
@@ -1145,11 +1154,7 @@ impl Drop for Redis {
 
 impl Redis {
     fn start() -> Option<Self> {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .ok()?
-            .local_addr()
-            .ok()?
-            .port();
+        let port = free_port();
         let dir = std::env::temp_dir().join(format!("ptm-harness-redis-{}", std::process::id()));
         std::fs::create_dir_all(&dir).ok()?;
         let child = Command::new("redis-server")
@@ -1338,11 +1343,7 @@ mod peers {
             format!("{:.0} ×", cold.0 / our_cold.0),
         );
 
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        let port = free_port();
         let mut child = Command::new(&python)
             .args([SCRIPT, &login_url, "http", &port.to_string()])
             .stdin(Stdio::null())

@@ -14,7 +14,7 @@ use super::{
     outcome::{self, Request},
 };
 use crate::{
-    exchange::{Outcome, Principal, TokenExchange},
+    exchange::{Principal, TokenExchange},
     procore::{ClientCredentials, GrantType},
     valid_token::{DEFAULT_MIN_VALID, NoValidToken, SignInNeeded, ValidToken, valid_token},
 };
@@ -265,33 +265,12 @@ fn failure(
             "refresh_token",
             "not_a_token_response".to_owned(),
         ),
-        NoValidToken::Refresh(ended) => match ended.as_ref() {
-            Outcome::Answered { response, sent, .. } => (
-                outcome::upstream_status_error(procore, refresh, response, sent),
-                "refresh_token",
-                response.status.as_u16().to_string(),
-            ),
-            Outcome::Failed(error) => (
-                outcome::request_failure(refresh, error),
-                "refresh_token",
-                error.kind().to_owned(),
-            ),
-            Outcome::StoreUnavailable(error) => (
-                outcome::refused(&format!("the token store could not be used: {error}")),
-                "-",
-                "store_unavailable".to_owned(),
-            ),
-            Outcome::Internal(error) => (
-                outcome::internal_failure(refresh, error),
-                "refresh_token",
-                "internal_error".to_owned(),
-            ),
-            Outcome::Replayed { .. } => (
-                outcome::error_text("The stored pair could not be read back.".into()),
-                "-",
-                "internal_error".to_owned(),
-            ),
-        },
+        NoValidToken::Refresh(ended) => outcome::failed_exchange(
+            procore,
+            refresh,
+            &ended,
+            "The stored pair could not be read back.",
+        ),
     };
     (result, grant, label)
 }

@@ -13,6 +13,7 @@ use serde_json::Value;
 use super::OutputShape;
 use crate::{
     exchange::InternalError,
+    exchange::Outcome,
     procore::{GrantType, ProcoreClient, UpstreamError, UpstreamResponse},
     secret::{Secret, SentSecrets},
 };
@@ -95,6 +96,48 @@ fn verbatim(text: &str, shape: &OutputShape) -> Result<CallToolResult, String> {
     let mut result = CallToolResult::structured(value);
     result.content = vec![ContentBlock::text(text)];
     Ok(result)
+}
+
+/// An exchange of `request` that brought the caller no token, as an error result and its
+/// log labels (the grant, the outcome), the way every tool reports each way it can end.
+/// `replayed` says why an answer from the store is no answer here.
+pub fn failed_exchange(
+    procore: &ProcoreClient,
+    request: Request,
+    ended: &Outcome,
+    replayed: &str,
+) -> (CallToolResult, &'static str, String) {
+    let grant = match request {
+        Request::Token(grant) => grant.as_str(),
+        Request::TokenInfo | Request::Revoke => "-",
+    };
+    match ended {
+        Outcome::Answered { response, sent, .. } => (
+            upstream_status_error(procore, request, response, sent),
+            grant,
+            response.status.as_u16().to_string(),
+        ),
+        Outcome::Failed(error) => (
+            request_failure(request, error),
+            grant,
+            error.kind().to_owned(),
+        ),
+        Outcome::StoreUnavailable(error) => (
+            refused(&format!("the token store could not be used: {error}")),
+            "-",
+            "store_unavailable".to_owned(),
+        ),
+        Outcome::Internal(error) => (
+            internal_failure(request, error),
+            grant,
+            "internal_error".to_owned(),
+        ),
+        Outcome::Replayed { .. } => (
+            error_text(replayed.to_owned()),
+            "-",
+            "internal_error".to_owned(),
+        ),
+    }
 }
 
 /// A result of this server's own making: the JSON as text and as structured content.

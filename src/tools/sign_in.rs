@@ -440,30 +440,11 @@ fn failure(exchange: &TokenExchange, ended: &Outcome) -> (CallToolResult, &'stat
             grant,
             "not_a_token_response".to_owned(),
         ),
-        Outcome::Answered { response, sent, .. } => (
-            outcome::upstream_status_error(exchange.procore(), request, response, sent),
-            grant,
-            response.status.as_u16().to_string(),
-        ),
-        Outcome::Failed(error) => (
-            outcome::request_failure(request, error),
-            grant,
-            error.kind().to_owned(),
-        ),
-        Outcome::StoreUnavailable(error) => (
-            outcome::refused(&format!("the token store could not be used: {error}")),
-            "-",
-            "store_unavailable".to_owned(),
-        ),
-        Outcome::Internal(error) => (
-            outcome::internal_failure(request, error),
-            grant,
-            "internal_error".to_owned(),
-        ),
-        Outcome::Replayed { .. } => (
-            outcome::error_text("The store answered a code with a stored pair.".into()),
-            "-",
-            "internal_error".to_owned(),
+        _ => outcome::failed_exchange(
+            exchange.procore(),
+            request,
+            ended,
+            "The store answered a code with a stored pair.",
         ),
     }
 }

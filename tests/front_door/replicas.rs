@@ -25,13 +25,26 @@ use crate::token_store::{
 };
 use procore_emulator::{EmulatorConfig, GrantType, RunningEmulator};
 use rmcp::model::CallToolResult;
-use serde_json::json;
+use serde_json::{Value, json};
 
 fn replayed(result: &CallToolResult) -> bool {
     result.meta.as_ref().is_some_and(|meta| {
         meta.0
             .contains_key("io.github.procore-token-mcp/replayed-from-store")
     })
+}
+
+/// Ten concurrent token calls with `arguments`, every other one through each process.
+async fn ten_calls_through_both(
+    one: &Client,
+    two: &Client,
+    arguments: &Value,
+) -> Vec<CallToolResult> {
+    let calls = (0..10).map(|i| {
+        let client = if i % 2 == 0 { one } else { two };
+        call(client, TOOL, arguments.clone())
+    });
+    futures::future::join_all(calls).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -48,11 +61,7 @@ async fn ten_refreshes_through_two_processes_on_one_redis_are_one_upstream_refre
 
     delay_refreshes(&emulator, 500);
     let arguments = json!({"grant_type": "refresh_token", "refresh_token": old_refresh});
-    let calls = (0..10).map(|i| {
-        let client = if i % 2 == 0 { &one } else { &two };
-        call(client, TOOL, arguments.clone())
-    });
-    let results = futures::future::join_all(calls).await;
+    let results = ten_calls_through_both(&one, &two, &arguments).await;
     assert_one_rotation_for_all(&results, &emulator, &first, redis.stored());
     one.cancel().await.unwrap();
     two.cancel().await.unwrap();
@@ -71,11 +80,7 @@ async fn refreshes_of_the_stored_pair_through_two_processes_rotate_it_once() {
     delay_refreshes(&emulator, 500);
     // Without refresh_token: each process refreshes whatever pair Redis holds.
     let arguments = json!({"grant_type": "refresh_token"});
-    let calls = (0..10).map(|i| {
-        let client = if i % 2 == 0 { &one } else { &two };
-        call(client, TOOL, arguments.clone())
-    });
-    let results = futures::future::join_all(calls).await;
+    let results = ten_calls_through_both(&one, &two, &arguments).await;
     assert_one_rotation_for_all(&results, &emulator, &first, redis.stored());
     one.cancel().await.unwrap();
     two.cancel().await.unwrap();
