@@ -26,8 +26,8 @@ use crate::{
     procore::{GrantType, ProcoreClient, TokenRequest, UpstreamError, UpstreamResponse},
     secret::{Secret, SentSecrets},
     store::{
-        PairKey, Rotation, StoreError, StoredPair, TokenStore, credentials_sha256, sha256_hex,
-        within,
+        PairKey, Rotation, Sending, StoreError, StoredPair, TokenStore, credentials_sha256,
+        sha256_hex, within,
     },
 };
 
@@ -443,8 +443,8 @@ impl Flight<'_> {
             client_id: request.client_id.as_str().to_owned(),
         };
         let lease = store.lease(&key, lock_patience(self.procore)).await?;
-        let stored = store.load(&key).await?;
-        let now = StoreTime::read(store.as_ref(), self.clock).await?;
+        let mut stored = store.load(&key).await?;
+        let mut now = StoreTime::read(store.as_ref(), self.clock).await?;
         let credentials = credentials_sha256(&request.client_id, &request.client_secret);
         if grant == Grant::StoredPair {
             let Some(pair) = &stored else {
@@ -466,6 +466,15 @@ impl Flight<'_> {
         }
         let request = &request;
         let window = settings.reuse_window;
+        let from_store = |stored: Option<&StoredPair>, now_ms: u64| {
+            let settled = match (grant, stored) {
+                (Grant::StoredPair, Some(pair)) => {
+                    settled_meanwhile(pair, &credentials, request.refresh_token.as_ref(), now_ms)
+                }
+                _ => None,
+            };
+            settled.or_else(|| replay(stored, &credentials, request, window, now_ms))
+        };
         if let Some(replayed) = replay(
             stored.as_ref(),
             &credentials,
@@ -475,10 +484,37 @@ impl Flight<'_> {
         ) {
             return Ok(replayed);
         }
+        // A single-use grant: the store records the intent to spend it, after waiting out
+        // another holder's unfinished one (which may yet store the pair it was given).
+        let mut contested = false;
+        if let Some(spent) = single_use_grant(request) {
+            match store.before_send(&lease, &spent).await? {
+                Sending::Proceed { contested: waited } => contested = waited,
+                Sending::Settled => {
+                    stored = store.load(&key).await?;
+                    now = StoreTime::read(store.as_ref(), self.clock).await?;
+                    if let Some(replayed) = from_store(stored.as_ref(), now.ms(self.clock)) {
+                        return Ok(replayed);
+                    }
+                }
+            }
+        }
         let response = match self.procore.request_token(request).await {
             Ok(response) => response,
             Err(error) => return Ok(Outcome::Failed(error)),
         };
+        // Refused a grant another holder was spending: that holder may have been given the
+        // pair and may still store it; wait one upstream timeout for it.
+        if contested
+            && response.is_invalid_grant()
+            && store.await_change(&lease, self.procore.timeout()).await?
+        {
+            stored = store.load(&key).await?;
+            now = StoreTime::read(store.as_ref(), self.clock).await?;
+            if let Some(replayed) = from_store(stored.as_ref(), now.ms(self.clock)) {
+                return Ok(replayed);
+            }
+        }
         let now_ms = now.ms(self.clock);
         let sent = request.secrets();
         if !response.is_token_response() {
@@ -507,6 +543,19 @@ impl Flight<'_> {
             store_error,
             sent,
         })
+    }
+}
+
+/// The hash of the single-use grant `request` spends (its refresh token or its
+/// authorization code); `None` for a grant that can be sent again (client credentials).
+fn single_use_grant(request: &TokenRequest) -> Option<String> {
+    match request.grant_type {
+        GrantType::RefreshToken => request
+            .refresh_token
+            .as_ref()
+            .map(|t| sha256_hex(t.expose())),
+        GrantType::AuthorizationCode => request.code.as_ref().map(|c| sha256_hex(c.expose())),
+        _ => None,
     }
 }
 

@@ -19,6 +19,9 @@ const USER_AGENT: &str = concat!(
     " (MCP server; +https://github.com/procore-token-mcp/procore-token-mcp)"
 );
 
+/// How long an answer already on its way is still read once the timeout has passed.
+pub const LATE_ANSWER_GRACE: Duration = Duration::from_millis(250);
+
 /// The login host client. Cheap to share behind an `Arc`; the HTTP client inside is built
 /// at the first request (start-up stays fast) and then reused for every request.
 #[derive(Debug)]
@@ -64,6 +67,17 @@ impl UpstreamResponse {
             && serde_json::from_slice::<serde_json::Value>(&self.body)
                 .ok()
                 .is_some_and(|body| body.get("access_token").is_some_and(|t| t.is_string()))
+    }
+
+    /// An error answer whose body says `invalid_grant`: the grant is spent, revoked or
+    /// unknown.
+    pub fn is_invalid_grant(&self) -> bool {
+        !self.status.is_success()
+            && serde_json::from_slice::<serde_json::Value>(&self.body)
+                .ok()
+                .is_some_and(|body| {
+                    body.get("error").and_then(serde_json::Value::as_str) == Some("invalid_grant")
+                })
     }
 }
 
@@ -223,6 +237,12 @@ impl ProcoreClient {
 
     /// Send one request to the login host and read the answer, bounded in time and size.
     /// `body` is the bytes and their content type; `bearer` goes into `Authorization`.
+    ///
+    /// The timeout is this client's own deadline, not the HTTP client's: when it passes,
+    /// an answer that has already arrived is still read for [`LATE_ANSWER_GRACE`]. A process
+    /// that was stalled (stopped, swapped out, its VM paused) past the deadline while
+    /// Procore's answer waited in its socket would otherwise throw away a rotated pair,
+    /// the only copy there is.
     pub async fn send(
         &self,
         method: Method,
@@ -231,11 +251,37 @@ impl ProcoreClient {
         bearer: Option<&str>,
     ) -> Result<UpstreamResponse, UpstreamError> {
         let started = Instant::now();
+        let exchange = self.exchange(method, path, body, bearer, started);
+        tokio::pin!(exchange);
+        if let Ok(answer) = tokio::time::timeout(self.timeout, &mut exchange).await {
+            return answer;
+        }
+        match tokio::time::timeout(LATE_ANSWER_GRACE, &mut exchange).await {
+            Ok(answer) => answer,
+            Err(_) => Err(UpstreamError::Timeout {
+                origin: self.base.origin(),
+                timeout: self.timeout,
+                elapsed: started.elapsed(),
+                // Connecting has its own timeout, as long as this one: had it not
+                // connected, that error would have come first.
+                connected: true,
+            }),
+        }
+    }
+
+    /// One request and its whole answer, unbounded in time (see [`Self::send`]).
+    async fn exchange(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<(Vec<u8>, &'static str)>,
+        bearer: Option<&str>,
+        started: Instant,
+    ) -> Result<UpstreamResponse, UpstreamError> {
         let http = self.http().await?;
         let mut builder = http
             .request(method, self.base.endpoint(path))
-            .header(header::ACCEPT, "application/json")
-            .timeout(self.timeout);
+            .header(header::ACCEPT, "application/json");
         if let Some((body, content_type)) = body {
             builder = builder
                 .header(header::CONTENT_TYPE, content_type)
@@ -299,7 +345,6 @@ impl ProcoreClient {
                     .user_agent(USER_AGENT)
                     .redirect(reqwest::redirect::Policy::none())
                     .connect_timeout(self.timeout)
-                    .timeout(self.timeout)
                     .https_only(self.base.origin().starts_with("https:"))
                     .pool_idle_timeout(Duration::from_secs(60))
                     .build()
@@ -511,6 +556,63 @@ mod tests {
             "{error:?}"
         );
         assert!(error.may_have_reached_upstream());
+    }
+
+    #[tokio::test]
+    async fn an_answer_that_arrived_while_the_process_stood_still_past_the_timeout_is_kept() {
+        // The login host runs on its own thread, so it answers while this test's one
+        // runtime thread is blocked, as a stopped or paused process would be.
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let (arrived, arrived_rx) = std::sync::mpsc::channel();
+        let (answer, answer_rx) = std::sync::mpsc::channel::<()>();
+        std::thread::spawn(move || {
+            use std::io::{Read, Write};
+            let (mut stream, _) = listener.accept().unwrap();
+            let _ = stream.read(&mut [0u8; 4096]).unwrap();
+            arrived.send(()).unwrap();
+            answer_rx.recv().unwrap();
+            let body = br#"{"access_token":"late","refresh_token":"r2"}"#;
+            let head = format!("HTTP/1.1 200 OK\r\ncontent-length: {}\r\n\r\n", body.len());
+            stream.write_all(head.as_bytes()).unwrap();
+            stream.write_all(body).unwrap();
+            std::thread::sleep(Duration::from_secs(5));
+        });
+        let client = std::sync::Arc::new(ProcoreClient::new(
+            LoginBase::parse(&url).unwrap(),
+            Duration::from_millis(300),
+        ));
+        let sending = client.clone();
+        let request = tokio::spawn(async move { sending.request_token(&request()).await });
+        while arrived_rx.try_recv().is_err() {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        // The answer is sent while the whole process stands still (this runtime's one
+        // thread is blocked), well past the timeout, so it waits unread in the socket.
+        answer.send(()).unwrap();
+        std::thread::sleep(Duration::from_millis(800));
+        let response = request.await.unwrap().unwrap();
+        assert_eq!(response.status, StatusCode::OK);
+        assert!(response.is_token_response());
+        assert!(response.elapsed > Duration::from_millis(800));
+    }
+
+    #[test]
+    fn only_an_error_answer_saying_invalid_grant_is_a_refused_grant() {
+        let answer = |status: u16, body: &'static str| UpstreamResponse {
+            status: StatusCode::from_u16(status).unwrap(),
+            body: Bytes::from_static(body.as_bytes()),
+            retry_after: None,
+            location: None,
+            elapsed: Duration::ZERO,
+        };
+        assert!(answer(400, r#"{"error":"invalid_grant"}"#).is_invalid_grant());
+        assert!(
+            answer(401, r#"{"error":"invalid_grant","error_description":"x"}"#).is_invalid_grant()
+        );
+        assert!(!answer(400, r#"{"error":"invalid_client"}"#).is_invalid_grant());
+        assert!(!answer(400, "invalid_grant").is_invalid_grant());
+        assert!(!answer(200, r#"{"error":"invalid_grant"}"#).is_invalid_grant());
     }
 
     #[tokio::test]

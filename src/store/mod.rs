@@ -70,6 +70,26 @@ pub trait TokenStore: Send + Sync + fmt::Debug {
         async { Ok(None) }.boxed()
     }
 
+    /// Called under `lease` just before a single-use grant (the hash of a refresh token or
+    /// an authorization code) is sent upstream. A store shared by several machines renews
+    /// the lease, records the intent to spend the grant, and first waits out another
+    /// holder's unfinished intent for the same grant (a holder that died or stalled with
+    /// the request out may still store the pair Procore gave it). The default: proceed.
+    fn before_send<'a>(
+        &'a self,
+        _lease: &'a Lease,
+        _grant_sha256: &'a str,
+    ) -> StoreFuture<'a, Sending> {
+        async { Ok(Sending::Proceed { contested: false }) }.boxed()
+    }
+
+    /// After Procore refused a grant another holder was spending (`contested`): wait up to
+    /// `patience` for that holder to store the pair; whether the pair changed meanwhile.
+    /// The default: no other holder can exist, so nothing changes.
+    fn await_change<'a>(&'a self, _lease: &'a Lease, _patience: Duration) -> StoreFuture<'a, bool> {
+        async { Ok(false) }.boxed()
+    }
+
     /// Where every process sharing this store keeps the legacy MCP sessions, each expiring
     /// after `idle` unused. `None` (the default): each process keeps its own.
     fn shared_sessions(&self, _idle: Duration) -> Option<SharedSessions> {
@@ -86,6 +106,17 @@ pub trait TokenStore: Send + Sync + fmt::Debug {
         principal: &'a Principal,
         login_host: &'a str,
     ) -> StoreFuture<'a, Option<StoredPair>>;
+}
+
+/// What [`TokenStore::before_send`] decided.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Sending {
+    /// Send the grant. `contested`: another holder's unfinished intent for it was waited
+    /// out first, so a refusal may mean that holder spent it (and may yet store the pair).
+    Proceed { contested: bool },
+    /// The pair changed while waiting (another holder stored it): decide again from the
+    /// stored pair; nothing was sent.
+    Settled,
 }
 
 /// Whose tokens: the identity a pair belongs to. Today every pair is the local one's (the

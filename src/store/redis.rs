@@ -2,9 +2,11 @@
 //! any number of machines (`--token-store redis://…` or `rediss://…`).
 //!
 //! Keys follow `shared/docs/REPLICAS.md`: `ptm:1:{id}:pair` (hash), `:rot` (consumed refresh
-//! tokens, scored by Redis time), `:lock` and `:fence`, one hash tag per pair. A lease is the
-//! lock (`<fence>:<owner>` with an expiry, renewed while held, cleared by the commit or else
-//! when dropped); a save is a Lua compare-and-set on the pair's version, timed by Redis's own
+//! tokens, scored by Redis time), `:lock`, `:fence` and `:intent`, one hash tag per pair. A
+//! lease is the lock (`<fence>:<owner>` with an expiry, renewed while held, cleared by the
+//! commit or else when dropped); the intent names the grant a holder is about to send, so
+//! the next holder can wait out one that stalled with the request out (still connected to
+//! Redis) rather than spend the grant again; a save is a Lua compare-and-set on the pair's version, timed by Redis's own
 //! clock, idempotent so a commit whose reply was lost is retried safely. It never checks lock ownership: a holder
 //! whose lease ran out still stores the only copy of the pair Procore gave it. The URL's
 //! password never appears in [`TokenStore::location`], an error or a log line.
@@ -24,8 +26,8 @@ use ::redis::{
 use futures::FutureExt;
 
 use super::{
-    Lease, PairKey, Principal, Rotation, STORE_KEY_VAR, StoreError, StoreFuture, StoreKeys,
-    StoredPair, TokenStore, sha256_hex,
+    Lease, PairKey, Principal, Rotation, STORE_KEY_VAR, Sending, StoreError, StoreFuture,
+    StoreKeys, StoredPair, TokenStore, sha256_hex,
 };
 use crate::secret::Secret;
 
@@ -416,6 +418,7 @@ impl RedisStore {
         let renewer = Renewer {
             connection: self.connection(),
             lock: keys.lock.clone(),
+            intent: keys.intent.clone(),
             token: token.clone(),
             lease_ms: self.lease_ms,
             released: released.clone(),
@@ -431,6 +434,31 @@ impl RedisStore {
                 _renewer: stop,
             },
         )
+    }
+
+    /// This process's Redis connection id (`CLIENT ID`), written in its intents so another
+    /// holder can tell a stalled process (still connected) from a dead one; empty where
+    /// `CLIENT` is refused.
+    async fn client_id(&self) -> String {
+        let id: Result<i64, RedisError> = ::redis::cmd("CLIENT")
+            .arg("ID")
+            .query_async(&mut self.connection())
+            .await;
+        id.map(|id| id.to_string()).unwrap_or_default()
+    }
+
+    /// Whether the connection `id` is still open (`CLIENT LIST ID`); `false` when unknown.
+    async fn client_connected(&self, id: &str) -> bool {
+        if id.is_empty() {
+            return false;
+        }
+        let listed: Result<String, RedisError> = ::redis::cmd("CLIENT")
+            .arg("LIST")
+            .arg("ID")
+            .arg(id)
+            .query_async(&mut self.connection())
+            .await;
+        listed.is_ok_and(|line| !line.trim().is_empty())
     }
 
     fn corrupt(&self, detail: impl Into<String>) -> StoreError {
@@ -511,6 +539,7 @@ impl RedisStore {
             .key(&keys.pair)
             .key(&keys.rot)
             .key(&keys.lock)
+            .key(&keys.intent)
             .arg(version)
             .arg(&refresh_hash)
             .arg(&sealed.value)
@@ -566,6 +595,7 @@ impl RedisStore {
 struct Renewer {
     connection: ConnectionManager,
     lock: String,
+    intent: String,
     token: String,
     lease_ms: u64,
     released: Arc<AtomicBool>,
@@ -599,6 +629,7 @@ impl Renewer {
         }
         let released: Result<i64, RedisError> = RELEASE
             .key(&self.lock)
+            .key(&self.intent)
             .arg(&self.token)
             .invoke_async(&mut self.connection)
             .await;
@@ -698,6 +729,98 @@ impl TokenStore for RedisStore {
         .boxed()
     }
 
+    fn before_send<'a>(
+        &'a self,
+        lease: &'a Lease,
+        grant_sha256: &'a str,
+    ) -> StoreFuture<'a, Sending> {
+        async move {
+            let held = self.check(lease)?;
+            let keys = Keys::of(lease.key());
+            let client = self.client_id().await;
+            let (mut waited, mut force) = (false, false);
+            loop {
+                let answer: Vec<String> = INTENT
+                    .key(&keys.lock)
+                    .key(&keys.intent)
+                    .key(&keys.pair)
+                    .arg(&held.token)
+                    .arg(self.lease_ms)
+                    .arg(grant_sha256)
+                    .arg(&client)
+                    .arg(held.version.load(Ordering::SeqCst))
+                    .arg(if force { "1" } else { "0" })
+                    .invoke_async(&mut self.connection())
+                    .await
+                    .map_err(|error| self.failed(&error))?;
+                match answer.as_slice() {
+                    [go, _] if go == "go" => return Ok(Sending::Proceed { contested: waited }),
+                    [changed] if changed == "changed" => return Ok(Sending::Settled),
+                    [lost] if lost == "lost" => {
+                        return Err(StoreError::LeaseLost {
+                            location: self.location.clone(),
+                            key: lease.key().clone(),
+                        });
+                    }
+                    [wait, at_ms, other, now_ms] if wait == "wait" => {
+                        let (at_ms, now_ms) = (number(at_ms), number(now_ms));
+                        // A holder still connected to Redis is stalled, not dead: it may yet
+                        // read Procore's answer and store the pair, so it gets one lease more.
+                        let alive = *other != client && self.client_connected(other).await;
+                        let deadline_ms = at_ms + self.lease_ms * if alive { 2 } else { 1 };
+                        if now_ms >= deadline_ms {
+                            force = true;
+                            continue;
+                        }
+                        if !waited {
+                            tracing::warn!(
+                                token_store = %self.location,
+                                sent_ms_ago = now_ms.saturating_sub(at_ms),
+                                holder_connected = alive,
+                                waiting_ms = deadline_ms - now_ms,
+                                "waiting for another server's unfinished refresh of this pair: \
+                                 it sent the same grant and has not stored an answer yet"
+                            );
+                        }
+                        waited = true;
+                        let nap = Duration::from_millis((deadline_ms - now_ms).min(100));
+                        tokio::time::sleep(nap).await;
+                    }
+                    _ => {
+                        return Err(
+                            self.corrupt("the intent script answered in an unexpected shape")
+                        );
+                    }
+                }
+            }
+        }
+        .boxed()
+    }
+
+    fn await_change<'a>(&'a self, lease: &'a Lease, patience: Duration) -> StoreFuture<'a, bool> {
+        async move {
+            let held = self.check(lease)?;
+            let keys = Keys::of(lease.key());
+            let read = held.version.load(Ordering::SeqCst);
+            let started = Instant::now();
+            loop {
+                let version: Option<String> = self
+                    .connection()
+                    .hget(&keys.pair, "ver")
+                    .await
+                    .map_err(|error| self.failed(&error))?;
+                if version.as_deref().map_or(0, number) > read {
+                    return Ok(true);
+                }
+                if started.elapsed() >= patience {
+                    return Ok(false);
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+        .boxed()
+    }
+
     fn now_ms(&self) -> StoreFuture<'_, Option<u64>> {
         async move {
             let (secs, micros): (u64, u64) = ::redis::cmd("TIME")
@@ -757,6 +880,7 @@ struct Keys {
     rot: String,
     lock: String,
     fence: String,
+    intent: String,
 }
 
 const META_KEY: &str = "ptm:1:meta";
@@ -769,6 +893,7 @@ impl Keys {
             rot: format!("ptm:1:{{{id}}}:rot"),
             lock: format!("ptm:1:{{{id}}}:lock"),
             fence: format!("ptm:1:{{{id}}}:fence"),
+            intent: format!("ptm:1:{{{id}}}:intent"),
         }
     }
 }
@@ -797,6 +922,11 @@ fn parse_principal(field: &str) -> Principal {
     field
         .strip_prefix("user:")
         .map_or(Principal::Local, Principal::user)
+}
+
+/// A number a script answered (Unix ms, a version); 0 for anything else.
+fn number(text: &str) -> u64 {
+    text.parse().unwrap_or(0)
 }
 
 /// A sorted-set score (Unix ms, exact in an f64) as an integer.
@@ -842,10 +972,14 @@ return 0
     )
 });
 
-/// Delete the lock if still ours.
+/// Delete the lock (KEYS[1]) and the intent (KEYS[2]) where still ours: a holder that
+/// finished knows what became of its grant, so nobody need wait for it.
 static RELEASE: std::sync::LazyLock<Script> = std::sync::LazyLock::new(|| {
     Script::new(
         r"
+if redis.call('HGET', KEYS[2], 'holder') == ARGV[1] then
+  redis.call('DEL', KEYS[2])
+end
 if redis.call('GET', KEYS[1]) == ARGV[1] then
   return redis.call('DEL', KEYS[1])
 end
@@ -854,13 +988,46 @@ return 0
     )
 });
 
-/// The commit: KEYS pair, rot, lock; ARGV version read, refresh-token hash, response,
+/// Just before a grant is sent. KEYS lock, intent, pair; ARGV the lock's value, the lease
+/// (ms), the grant's hash, this connection's client id, the version the lease read, and
+/// `force` (1: write the intent whatever another holder left). Answers `lost` (the lock is
+/// not ours: send nothing), `changed` (a newer pair was stored), `wait` with another
+/// holder's intent for the same grant (its time, its client id, Redis's time now), or `go`
+/// once the lease is renewed and this holder's intent written (Redis's time), kept for three
+/// leases.
+static INTENT: std::sync::LazyLock<Script> = std::sync::LazyLock::new(|| {
+    Script::new(
+        r"
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then
+  return {'lost'}
+end
+if tonumber(redis.call('HGET', KEYS[3], 'ver') or '0') > tonumber(ARGV[5]) then
+  return {'changed'}
+end
+local time = redis.call('TIME')
+local now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
+local other = redis.call('HMGET', KEYS[2], 'holder', 'grant', 'at_ms', 'client')
+if ARGV[6] ~= '1' and other[1] and other[1] ~= ARGV[1] and other[2] == ARGV[3] then
+  return {'wait', other[3] or '0', other[4] or '', string.format('%.0f', now)}
+end
+redis.call('PEXPIRE', KEYS[1], ARGV[2])
+redis.call('DEL', KEYS[2])
+redis.call('HSET', KEYS[2], 'holder', ARGV[1], 'grant', ARGV[3],
+  'at_ms', string.format('%.0f', now), 'client', ARGV[4])
+redis.call('PEXPIRE', KEYS[2], tonumber(ARGV[2]) * 3)
+return {'go', string.format('%.0f', now)}
+",
+    )
+});
+
+/// The commit: KEYS pair, rot, lock, intent; ARGV version read, refresh-token hash, response,
 /// credentials hash, principal, login host, client id, the lock's value, the response's key
 /// id (empty: plain text), the number of rotations and their hashes (newest first). `stored` when the pair already holds this
 /// refresh token (a retried commit), `superseded` when a newer version exists, else written
 /// with version + 1. A rotation already in `rot` keeps its time; a new one is timed now, by
 /// Redis's clock. The lock is cleared if still this holder's, in the same step, so a crash
-/// right after a commit leaves no lock to wait out. Lock ownership decides nothing else.
+/// right after a commit leaves no lock to wait out, and so is the intent when it is this
+/// holder's or names the grant just consumed. Lock ownership decides nothing else.
 static COMMIT: std::sync::LazyLock<Script> = std::sync::LazyLock::new(|| {
     Script::new(
         r"
@@ -870,6 +1037,11 @@ local version = tonumber(redis.call('HGET', KEYS[1], 'ver') or '0')
 local function release()
   if redis.call('GET', KEYS[3]) == ARGV[8] then
     redis.call('DEL', KEYS[3])
+  end
+  local holder = redis.call('HGET', KEYS[4], 'holder')
+  if holder == ARGV[8] or (ARGV[2] ~= '' and holder
+      and redis.call('HGET', KEYS[4], 'grant') == ARGV[11]) then
+    redis.call('DEL', KEYS[4])
   end
 end
 if ARGV[2] ~= '' and redis.call('HGET', KEYS[1], 'resp')

@@ -48,23 +48,29 @@ async fn ten_calls_through_both(
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn ten_refreshes_through_two_processes_on_one_redis_are_one_upstream_refresh() {
+async fn fifty_refreshes_through_three_replicas_on_one_redis_are_one_upstream_refresh() {
     let Some(redis) = RedisServer::start(&[]) else {
         return;
     };
     let emulator = start_emulator(EmulatorConfig::generated()).await;
-    let (one, _a) = stdio_client(&launch_on(&emulator, &redis.url())).await;
-    let (two, _b) = stdio_client(&launch_on(&emulator, &redis.url())).await;
+    let launch = launch_on(&emulator, &redis.url());
+    let (one, _a) = stdio_client(&launch).await;
+    let (two, _b) = stdio_client(&launch).await;
+    let (three, _c) = stdio_client(&launch).await;
     let first = first_pair(&one, &emulator).await;
     assert_eq!(redis.stored(), first, "the first pair is in Redis");
     let old_refresh = field(&first, "refresh_token");
 
     delay_refreshes(&emulator, 500);
     let arguments = json!({"grant_type": "refresh_token", "refresh_token": old_refresh});
-    let results = ten_calls_through_both(&one, &two, &arguments).await;
+    let replicas = [&one, &two, &three];
+    let calls = (0..50).map(|i| call(replicas[i % 3], TOOL, arguments.clone()));
+    let results = futures::future::join_all(calls).await;
+    assert_eq!(results.len(), 50);
     assert_one_rotation_for_all(&results, &emulator, &first, redis.stored());
-    one.cancel().await.unwrap();
-    two.cancel().await.unwrap();
+    for client in [one, two, three] {
+        client.cancel().await.unwrap();
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -572,6 +578,84 @@ async fn a_holder_killed_before_its_request_reached_procore_delays_the_next_by_i
     );
     assert_eq!(redis.stored(), renewed);
     other.cancel().await.unwrap();
+}
+
+/// Send `signal` (`STOP`, `CONT`) to the process `pid`.
+fn signal(pid: u32, signal: &str) {
+    let sent = std::process::Command::new("kill")
+        .arg(format!("-{signal}"))
+        .arg(pid.to_string())
+        .status()
+        .unwrap();
+    assert!(sent.success(), "kill -{signal} {pid}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_holder_stopped_past_its_lease_after_procore_answered_stores_the_pair_once_resumed() {
+    let Some(redis) = RedisServer::start(&[]) else {
+        return;
+    };
+    let emulator = start_emulator(EmulatorConfig::generated()).await;
+    // A 1 s upstream timeout: a lease of 1 s + 5 s.
+    let launch = launch_on(&emulator, &redis.url())
+        .arg("--timeout-secs")
+        .arg("1");
+    let holder = HttpServer::start(&launch).await;
+    let (other, logs) = stdio_client(&launch).await;
+    let first = first_pair(&other, &emulator).await;
+    let arguments =
+        json!({"grant_type": "refresh_token", "refresh_token": field(&first, "refresh_token")});
+
+    // Procore rotates the pair at once and answers 300 ms later; by then the holder is
+    // stopped (SIGSTOP), so the only copy of the new pair waits unread in its socket.
+    delay_refreshes(&emulator, 300);
+    let client = holder.legacy_client().await;
+    let in_flight = {
+        let arguments = arguments.clone();
+        tokio::spawn(async move { call(&client, TOOL, arguments).await })
+    };
+    wait_until(
+        || emulator.token_requests(GrantType::RefreshToken) == 1,
+        || "the holder's refresh reached Procore".into(),
+    )
+    .await;
+    let pid = holder.child.id().unwrap();
+    signal(pid, "STOP");
+
+    // The other process gets the lock once the stopped holder's lease runs out, finds its
+    // intent to spend the same refresh token, sees it still connected to Redis, and waits
+    // instead of sending a token Procore has already retired.
+    let waiting = tokio::spawn(async move {
+        let answer = call(&other, TOOL, arguments).await;
+        other.cancel().await.unwrap();
+        answer
+    });
+    logs.wait_for("waiting for another server's unfinished refresh")
+        .await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    signal(pid, "CONT");
+
+    // Resumed past its timeout, the holder still reads the answer and commits it (the
+    // version rule, not the lost lease, decides); the waiter is answered with that pair.
+    let theirs = waiting.await.unwrap();
+    let mine = in_flight.await.unwrap();
+    let renewed = tokens_of(&mine);
+    assert_ne!(
+        field(&renewed, "refresh_token"),
+        field(&first, "refresh_token")
+    );
+    assert_eq!(
+        tokens_of(&theirs),
+        renewed,
+        "both callers have the one new pair"
+    );
+    assert!(replayed(&theirs), "the waiter sent nothing");
+    assert_eq!(
+        emulator.token_requests(GrantType::RefreshToken),
+        1,
+        "one refresh upstream"
+    );
+    assert_eq!(redis.stored(), renewed, "the pair is stored");
 }
 
 #[tokio::test]
