@@ -1168,6 +1168,101 @@ mod tests {
         assert!(two.lease(&a, Duration::from_secs(1)).await.is_ok());
     }
 
+    /// A holder that took the lock on `key` for `lease_ms`, wrote its intent to send `grant`
+    /// from the Redis connection `client`, and then went silent (died or stalled).
+    async fn silent_holder(store: &RedisStore, key: &PairKey, grant: &str, client: &str) {
+        let keys = Keys::of(key);
+        let taken: Vec<String> = LOCK
+            .key(&keys.lock)
+            .key(&keys.fence)
+            .key(&keys.pair)
+            .arg("silent-holder")
+            .arg(store.lease_ms)
+            .invoke_async(&mut store.connection())
+            .await
+            .unwrap();
+        let written: Vec<String> = INTENT
+            .key(&keys.lock)
+            .key(&keys.intent)
+            .key(&keys.pair)
+            .arg(&taken[1])
+            .arg(store.lease_ms)
+            .arg(grant)
+            .arg(client)
+            .arg(0)
+            .arg("0")
+            .invoke_async(&mut store.connection())
+            .await
+            .unwrap();
+        assert_eq!(written[0], "go");
+    }
+
+    #[tokio::test]
+    async fn an_intent_is_waited_out_a_lease_more_only_while_its_holder_is_connected() {
+        let Some(redis) = RedisServer::start(&[]) else {
+            return;
+        };
+        let (store, stalled) = (open(&redis, 400).await, open(&redis, 400).await);
+        let key = PairKey::local("https://login.procore.com", "a");
+        let other = PairKey::local("https://login.procore.com", "b");
+
+        // Died: its connection is gone, so once its lock ran out there is nothing to wait for.
+        silent_holder(&store, &other, "grant-b", "999999999").await;
+        let lease = store.lease(&other, Duration::from_secs(3)).await.unwrap();
+        let started = Instant::now();
+        let sending = store.before_send(&lease, "grant-b").await.unwrap();
+        assert_eq!(sending, Sending::Proceed { contested: false });
+        assert!(started.elapsed() < Duration::from_millis(300));
+        drop(lease);
+
+        // Stalled: still connected. The next holder waits, and answers from the store once
+        // the stalled holder's pair lands.
+        silent_holder(&store, &key, "grant-a", &stalled.client_id().await).await;
+        let lease = store.lease(&key, Duration::from_secs(3)).await.unwrap();
+        let started = Instant::now();
+        let landing = {
+            let mut connection = stalled.connection();
+            let pair = Keys::of(&key).pair;
+            tokio::spawn(async move {
+                tokio::time::sleep(Duration::from_millis(150)).await;
+                let _: () = connection.hset(pair, "ver", 1).await.unwrap();
+            })
+        };
+        assert_eq!(
+            store.before_send(&lease, "grant-a").await.unwrap(),
+            Sending::Settled
+        );
+        assert!(started.elapsed() >= Duration::from_millis(150));
+        landing.await.unwrap();
+        drop(lease);
+
+        // Stalled and never heard from again: a lease more, then send, knowing it contested.
+        let key = PairKey::local("https://login.procore.com", "c");
+        silent_holder(&store, &key, "grant-c", &stalled.client_id().await).await;
+        let lease = store.lease(&key, Duration::from_secs(3)).await.unwrap();
+        let started = Instant::now();
+        assert_eq!(
+            store.before_send(&lease, "grant-c").await.unwrap(),
+            Sending::Proceed { contested: true }
+        );
+        let waited = started.elapsed();
+        assert!(
+            waited >= Duration::from_millis(250) && waited < Duration::from_millis(1500),
+            "{waited:?}"
+        );
+        // Another grant of the same pair is not held up by that intent.
+        assert_eq!(
+            store.before_send(&lease, "grant-other").await.unwrap(),
+            Sending::Proceed { contested: false }
+        );
+        assert!(
+            !store
+                .await_change(&lease, Duration::from_millis(200))
+                .await
+                .unwrap()
+        );
+    }
+
     #[tokio::test]
     async fn a_lock_whose_holder_died_runs_out_and_the_next_holder_proceeds() {
         let Some(redis) = RedisServer::start(&[]) else {
