@@ -653,12 +653,13 @@ fn the_bundle_manifest_agrees_with_the_server() {
     );
 
     // Nothing is required (the server starts and lists its tools without credentials); only
-    // the secret is sensitive; the environment defaults to the server's own default and
+    // the secrets (the client secret, the store key) are sensitive; the environment defaults to the server's own default and
     // names exactly the choices server.json gives.
     for (field, spec) in config {
         assert_eq!(spec["required"], json!(false), "{field}: optional");
         let sensitive = spec["sensitive"].as_bool().unwrap_or(false);
-        assert_eq!(sensitive, field == "client_secret", "{field}: sensitive");
+        let secret = matches!(field.as_str(), "client_secret" | "store_key");
+        assert_eq!(sensitive, secret, "{field}: sensitive");
     }
     let procore_env = server_json()["packages"][0]["environmentVariables"]
         .as_array()

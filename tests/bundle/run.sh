@@ -89,9 +89,10 @@ say "running it with every field left alone (production, no credentials, no stor
 mapfile -d '' command < <(launch)
 python3 "$repo/tests/image/check.py" stdio "--tools=$(tools_of get_access_token sign_in)" "${command[@]}"
 
-say "running it with every field set (held credentials, sandbox, a token store)"
+say "running it with every field set (held credentials, sandbox, a token store sealed by a key)"
+store_key=$(python3 -c 'import base64, os; print(base64.b64encode(os.urandom(32)).decode())')
 mapfile -d '' command < <(launch client_id=bundle-client client_secret=bundle-secret-0000 \
-    environment=sandbox "token_store=$work/tokens.json")
+    environment=sandbox "token_store=$work/tokens.json" "store_key=$store_key")
 python3 "$repo/tests/image/check.py" stdio "--tools=$(tools_of)" "${command[@]}"
 
 say "bundle test passed"
