@@ -36,7 +36,7 @@ use super::{
     bearer_auth::{self, BearerAuth},
     host_guard::{self, HostGuard},
     jsonrpc_gate,
-    mcp_sessions::BoundedSessions,
+    mcp_sessions::{BoundedSessions, NotingStore},
     request_limits::{self, RequestLimits},
     sse::{self, MESSAGE_PATH, SSE_PATH, SseLimits, SseSessions},
 };
@@ -124,7 +124,7 @@ pub fn router_with(
     // not hold the session.
     mcp_config.session_store = shared
         .clone()
-        .map(|shared| Arc::new(shared) as Arc<dyn SessionStore>);
+        .map(|shared| Arc::new(NotingStore(shared)) as Arc<dyn SessionStore>);
     let mcp_sessions = Arc::new(BoundedSessions::new(
         config.max_sessions,
         config.session_idle,

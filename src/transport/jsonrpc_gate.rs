@@ -1,8 +1,12 @@
 //! The door of the HTTP message endpoints (`POST /mcp`, `POST /message`): a body that is
 //! not one JSON-RPC 2.0 message gets HTTP 400 with the proper JSON-RPC error (-32700 parse
 //! error, -32600 invalid request, -32602 invalid params), and an `initialize` that would
-//! open a session beyond the cap gets 503. Behind access tokens, a request naming a session
-//! another user opened gets 404, as for an unknown one.
+//! open a session beyond the cap gets 503, as does a request the shared session store
+//! (Redis) cannot serve now. Behind access tokens, a request naming a session another user
+//! opened gets 404, as for an unknown one.
+//!
+//! Each body is parsed once, by rmcp; only a body rmcp refuses is parsed here, to answer
+//! in JSON-RPC's terms.
 //!
 //! Error texts say where and what kind, never what: no part of the input (which may hold a
 //! secret) is echoed, unlike serde's own messages.
@@ -18,10 +22,10 @@ use axum::{
     response::{IntoResponse, Response},
 };
 use http_body_util::BodyExt;
-use rmcp::model::{ClientJsonRpcMessage, ClientRequest};
+use rmcp::model::ClientJsonRpcMessage;
 use serde_json::{Value, json};
 
-use super::mcp_sessions::{BoundedSessions, BoundedSessionsError};
+use super::mcp_sessions::{BoundedSessions, BoundedSessionsError, Refusal, noting_refusals};
 use crate::tools::Caller;
 
 const SESSION_HEADER: &str = "mcp-session-id";
@@ -116,7 +120,7 @@ fn classify_wrong_shape(value: &Value) -> Rejection {
     }
 }
 
-/// Axum middleware in front of rmcp's `/mcp` service: refuse non-JSON-RPC bodies with a
+/// Axum middleware in front of rmcp's `/mcp` service: answer non-JSON-RPC bodies with a
 /// JSON-RPC error, and a session-opening `initialize` with 503 when the sessions are full.
 /// Bodies that do not claim to be JSON are left to rmcp (which answers 415). With a user
 /// principal on the request, the session it names must be that user's; a session it opens
@@ -175,7 +179,7 @@ async fn check_body(sessions: &BoundedSessions, request: Request, next: Next) ->
                 essence.eq_ignore_ascii_case("application/json")
             });
     if !is_json_post {
-        return next.run(request).await;
+        return serve(sessions, next, request).await;
     }
     let (parts, body) = request.into_parts();
     // The body was read (and bounded) by `request_limits`; this only takes it out.
@@ -187,33 +191,56 @@ async fn check_body(sessions: &BoundedSessions, request: Request, next: Next) ->
             .into_response();
     };
     let bytes = collected.to_bytes();
-    let message = match parse(&bytes) {
-        Ok(message) => message,
-        Err(rejection) => return rejection.into_response(),
-    };
-    let opens_session = !parts.headers.contains_key(SESSION_HEADER)
-        && matches!(
-            &message,
-            ClientJsonRpcMessage::Request(request)
-                if matches!(request.request, ClientRequest::InitializeRequest(_))
-        );
-    let full = if opens_session {
-        match sessions.is_full().await {
-            Ok(full) => full,
-            Err(error) => return store_unavailable(&error),
-        }
-    } else {
-        false
-    };
-    if full {
-        tracing::warn!(
-            max = sessions.max(),
-            "refused a new streamable HTTP session: the server holds its maximum"
-        );
-        return too_many_sessions(sessions.max());
+    // rmcp parses the body (once, for every request); only when it refuses it is the body
+    // parsed here again, to say why in JSON-RPC's terms instead of rmcp's 415 (whose text is
+    // serde's, which can echo the input). rmcp answers 406 for a bad `Accept` before it reads
+    // the body: a malformed body is still the first thing to report.
+    let response = serve(
+        sessions,
+        next,
+        Request::from_parts(parts, Body::from(bytes.clone())),
+    )
+    .await;
+    if !matches!(
+        response.status(),
+        StatusCode::UNSUPPORTED_MEDIA_TYPE | StatusCode::NOT_ACCEPTABLE
+    ) {
+        return response;
     }
-    next.run(Request::from_parts(parts, Body::from(bytes)))
-        .await
+    match parse(&bytes) {
+        Err(rejection) => rejection.into_response(),
+        Ok(_) if response.status() == StatusCode::NOT_ACCEPTABLE => response,
+        // A body serde reads in one pass and not in the other (should not happen).
+        Ok(_) => Rejection {
+            code: INVALID_REQUEST,
+            message: "Invalid Request: the body is not a JSON-RPC message this server takes"
+                .to_owned(),
+            id: Value::Null,
+        }
+        .into_response(),
+    }
+}
+
+/// rmcp serving `request`. rmcp answers a session manager's or session store's error with
+/// 500 and its text; the two that are not faults of this server become 503 with
+/// `Retry-After`: the cap reached by a racing `initialize`, and the shared session store not
+/// answering.
+async fn serve(sessions: &BoundedSessions, next: Next, request: Request) -> Response {
+    let (response, refusal) = noting_refusals(next.run(request)).await;
+    if response.status() != StatusCode::INTERNAL_SERVER_ERROR {
+        return response;
+    }
+    match refusal {
+        Some(Refusal::Full) => {
+            tracing::warn!(
+                max = sessions.max(),
+                "refused a new streamable HTTP session: the server holds its maximum"
+            );
+            too_many_sessions(sessions.max())
+        }
+        Some(Refusal::StoreDown) => session_store_down(),
+        None => response,
+    }
 }
 
 /// 503 with `Retry-After`, for a session that cannot be opened now.
@@ -235,6 +262,11 @@ pub fn too_many_sessions(max: usize) -> Response {
 /// 503 for a request whose session could not be looked up in the shared session store.
 fn store_unavailable(error: &BoundedSessionsError) -> Response {
     tracing::warn!(%error, "a streamable HTTP session could not be looked up");
+    session_store_down()
+}
+
+/// 503: the shared session store does not answer (the reason is in the log).
+fn session_store_down() -> Response {
     (
         StatusCode::SERVICE_UNAVAILABLE,
         [(header::RETRY_AFTER, HeaderValue::from_static("1"))],

@@ -19,7 +19,9 @@
 //! reaches the session.
 
 use std::{
+    cell::Cell,
     collections::{HashMap, HashSet},
+    future::Future,
     sync::{Arc, Mutex, PoisonError},
     time::Duration,
 };
@@ -30,7 +32,8 @@ use rmcp::{
     transport::{
         WorkerTransport,
         streamable_http_server::session::{
-            EventStore, RestoreOutcome, ServerSseMessage, SessionId, SessionManager,
+            EventStore, RestoreOutcome, ServerSseMessage, SessionId, SessionManager, SessionState,
+            SessionStore, SessionStoreError,
             local::{LocalSessionManager, LocalSessionManagerError, LocalSessionWorker},
         },
     },
@@ -99,6 +102,86 @@ pub enum BoundedSessionsError {
     Local(#[from] LocalSessionManagerError),
     #[error(transparent)]
     Shared(#[from] SharedSessionsError),
+}
+
+/// Why the session layer could not serve the request at hand. rmcp answers every error of
+/// a session manager or session store with 500 and the error's text; the HTTP door turns
+/// these into 503 with `Retry-After` and its own words (see [`noting_refusals`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    /// The cap was reached between the door's check and the session's creation (two
+    /// `initialize`s racing for the last place).
+    Full,
+    /// The shared session store (Redis) did not answer.
+    StoreDown,
+}
+
+tokio::task_local! {
+    /// The refusal noted while serving one HTTP request, when rmcp runs it on the request's
+    /// own task (it does for everything that precedes the response's head).
+    static REFUSAL: Cell<Option<Refusal>>;
+}
+
+/// Run `serve` (one request through rmcp) and say which refusal, if any, its session
+/// operations met.
+pub async fn noting_refusals<F: Future>(serve: F) -> (F::Output, Option<Refusal>) {
+    REFUSAL
+        .scope(Cell::new(None), async move {
+            let output = serve.await;
+            (output, REFUSAL.with(Cell::take))
+        })
+        .await
+}
+
+fn note(refusal: Refusal) {
+    // Outside a request's scope (a session's worker, say) there is no one to tell.
+    let _ = REFUSAL.try_with(|noted| noted.set(Some(refusal)));
+}
+
+impl From<&BoundedSessionsError> for Option<Refusal> {
+    fn from(error: &BoundedSessionsError) -> Self {
+        match error {
+            BoundedSessionsError::Full(_) => Some(Refusal::Full),
+            BoundedSessionsError::Shared(_) => Some(Refusal::StoreDown),
+            BoundedSessionsError::Local(_) => None,
+        }
+    }
+}
+
+/// Note the refusal `error` stands for, and pass it on.
+fn noted(error: BoundedSessionsError) -> BoundedSessionsError {
+    if let Some(refusal) = Option::<Refusal>::from(&error) {
+        note(refusal);
+    }
+    error
+}
+
+/// The shared sessions as rmcp's session store, noting a store that does not answer.
+#[derive(Debug)]
+pub struct NotingStore(pub SharedSessions);
+
+#[async_trait::async_trait]
+impl SessionStore for NotingStore {
+    async fn load(&self, session_id: &str) -> Result<Option<SessionState>, SessionStoreError> {
+        self.0
+            .load(session_id)
+            .await
+            .inspect_err(|_| note(Refusal::StoreDown))
+    }
+
+    async fn store(&self, session_id: &str, state: &SessionState) -> Result<(), SessionStoreError> {
+        self.0
+            .store(session_id, state)
+            .await
+            .inspect_err(|_| note(Refusal::StoreDown))
+    }
+
+    async fn delete(&self, session_id: &str) -> Result<(), SessionStoreError> {
+        self.0
+            .delete(session_id)
+            .await
+            .inspect_err(|_| note(Refusal::StoreDown))
+    }
 }
 
 impl BoundedSessions {
@@ -203,13 +286,11 @@ impl BoundedSessions {
     pub async fn is_full(&self) -> Result<bool, BoundedSessionsError> {
         Ok(self.len().await? >= self.max)
     }
-}
 
-impl SessionManager for BoundedSessions {
-    type Error = BoundedSessionsError;
-    type Transport = WorkerTransport<LocalSessionWorker>;
-
-    async fn create_session(&self) -> Result<(SessionId, Self::Transport), Self::Error> {
+    /// A new session, within the cap.
+    async fn create(
+        &self,
+    ) -> Result<(SessionId, WorkerTransport<LocalSessionWorker>), BoundedSessionsError> {
         let _creating = self.creating.lock().await;
         let Some(shared) = &self.shared else {
             if self.is_full().await? {
@@ -231,15 +312,9 @@ impl SessionManager for BoundedSessions {
         }
     }
 
-    async fn initialize_session(
-        &self,
-        id: &SessionId,
-        message: ClientJsonRpcMessage,
-    ) -> Result<ServerJsonRpcMessage, Self::Error> {
-        Ok(self.inner.initialize_session(id, message).await?)
-    }
-
-    async fn has_session(&self, id: &SessionId) -> Result<bool, Self::Error> {
+    /// Whether this process holds the live session `id` (with shared sessions: and Redis
+    /// still has it).
+    async fn holds(&self, id: &SessionId) -> Result<bool, BoundedSessionsError> {
         let here = self.inner.has_session(id).await?;
         let Some(shared) = &self.shared else {
             return Ok(here);
@@ -255,7 +330,27 @@ impl SessionManager for BoundedSessions {
         self.inner.close_session(id).await?;
         Ok(false)
     }
+}
 
+impl SessionManager for BoundedSessions {
+    type Error = BoundedSessionsError;
+    type Transport = WorkerTransport<LocalSessionWorker>;
+
+    async fn create_session(&self) -> Result<(SessionId, Self::Transport), Self::Error> {
+        self.create().await.map_err(noted)
+    }
+
+    async fn initialize_session(
+        &self,
+        id: &SessionId,
+        message: ClientJsonRpcMessage,
+    ) -> Result<ServerJsonRpcMessage, Self::Error> {
+        Ok(self.inner.initialize_session(id, message).await?)
+    }
+
+    async fn has_session(&self, id: &SessionId) -> Result<bool, Self::Error> {
+        self.holds(id).await.map_err(noted)
+    }
     /// Closes the session in this process only: rmcp also calls this when a session's
     /// worker ends here (idle, or this process stopping), which must not end it for the
     /// other replicas. A client's DELETE removes it from the shared store as well (rmcp

@@ -235,6 +235,41 @@ async fn streamable_http_sessions_are_bounded() {
     assert_eq!(third.post(ping_of_size(100)).await.message()["id"], 1);
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn initializes_racing_for_the_last_place_open_one_session_and_the_rest_get_the_same_503() {
+    let (_upstream, server) = limited_server(&["--max-sessions", "1"]).await;
+    let http = reqwest::Client::new();
+    let url = server.mcp_url();
+    let answers = futures::future::join_all(
+        (0..16).map(|_| raw_mcp::post_mcp(&http, &url, None, None, raw_mcp::INITIALIZE)),
+    )
+    .await;
+    let opened: Vec<_> = answers
+        .iter()
+        .filter(|answer| answer.status == StatusCode::OK)
+        .collect();
+    assert_eq!(opened.len(), 1, "{answers:?}");
+    assert!(opened[0].headers.contains_key("mcp-session-id"));
+    for refused in answers
+        .iter()
+        .filter(|answer| answer.status != StatusCode::OK)
+    {
+        assert_eq!(
+            refused.status,
+            StatusCode::SERVICE_UNAVAILABLE,
+            "{refused:?}"
+        );
+        assert_eq!(refused.headers["retry-after"], "5", "{refused:?}");
+        assert!(
+            refused
+                .body
+                .contains("maximum of 1 sessions (--max-sessions)"),
+            "{}",
+            refused.body
+        );
+    }
+}
+
 #[tokio::test]
 async fn old_sse_sessions_are_bounded() {
     let (_upstream, server) = limited_server(&["--max-sessions", "2"]).await;

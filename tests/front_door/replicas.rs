@@ -831,6 +831,33 @@ async fn the_session_cap_counts_the_sessions_of_both_processes() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn initializes_racing_through_both_processes_for_the_last_place_open_one_session() {
+    let Some(redis) = RedisServer::start(&[]) else {
+        return;
+    };
+    let (_emulator, a, b) = two_on(&redis, &["--max-sessions", "1"]).await;
+    let http = reqwest::Client::new();
+    let (url_a, url_b) = (a.mcp_url(), b.mcp_url());
+    let answers = futures::future::join_all((0..16).map(|n| {
+        let url = if n % 2 == 0 { &url_a } else { &url_b };
+        post_mcp(&http, url, None, None, INITIALIZE)
+    }))
+    .await;
+    let opened = answers.iter().filter(|answer| answer.status == 200).count();
+    assert_eq!(opened, 1, "one place between them: {answers:?}");
+    for refused in answers.iter().filter(|answer| answer.status != 200) {
+        assert_eq!(refused.status, 503, "{refused:?}");
+        assert_eq!(refused.headers["retry-after"], "5", "{refused:?}");
+        assert!(
+            refused.body.contains("maximum of 1 sessions"),
+            "{refused:?}"
+        );
+    }
+    a.stop().await;
+    b.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_users_session_stays_hers_on_the_other_process_and_one_without_an_owner_is_refused() {
     let Some(redis) = RedisServer::start(&[]) else {
         return;
@@ -887,8 +914,13 @@ async fn with_redis_down_a_shared_session_is_a_clear_error_and_served_again_once
     redis.kill();
     let started = std::time::Instant::now();
     let answer = on(&session, &b).post(TOOLS_LIST).await;
-    assert!(answer.status.is_server_error(), "{answer:?}");
+    assert_eq!(answer.status, 503, "{answer:?}");
+    assert_eq!(answer.headers["retry-after"], "1", "{answer:?}");
     assert!(answer.body.contains("session store"), "{answer:?}");
+    // A's own session, held in its memory: Redis decides whether it still lives.
+    let held = session.post(TOOLS_LIST).await;
+    assert_eq!(held.status, 503, "{held:?}");
+    assert!(held.body.contains("session store"), "{held:?}");
     assert!(
         started.elapsed() < Duration::from_secs(30),
         "{:?}",
@@ -906,6 +938,7 @@ async fn with_redis_down_a_shared_session_is_a_clear_error_and_served_again_once
         opening.status, 503,
         "no session opened uncounted: {opening:?}"
     );
+    assert!(opening.body.contains("session store"), "{opening:?}");
 
     redis.restart();
     let mut status = 0;
