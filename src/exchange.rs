@@ -363,7 +363,8 @@ impl TokenExchange {
                 clock: clock.as_ref(),
                 principal: &principal,
             };
-            let outcome = Arc::new(flight.fly(request, grant).await);
+            // Boxed, so the task (which tokio moves into place) stays small.
+            let outcome = Arc::new(Box::pin(flight.fly(request, grant)).await);
             if let Ok(mut flights) = flights.lock()
                 && flights.get(&key).is_some_and(|(current, _)| *current == id)
             {

@@ -499,7 +499,9 @@ impl ServerHandler for ProcoreTokenServer {
         } else {
             Err(sign_in::Unreachable::NoElicitation)
         };
-        self.call_as(&caller, &request, channel.as_ref().map_err(|why| *why))
+        // Boxed: the future of every tool's call is large, and rmcp moves the handler's
+        // future several times before and while it runs it; a box is moved instead.
+        Box::pin(self.call_as(&caller, &request, channel.as_ref().map_err(|why| *why)))
             .await
             .map(CallToolResponse::from)
     }
