@@ -1386,95 +1386,86 @@ fn rotating_arguments(client: usize, _n: u64, previous: &Value) -> Value {
 /// store, one on a Redis store, two on that Redis behind nginx (round-robin, 2025-06-18
 /// sessions, which any replica restores from Redis), and the same with stateless
 /// 2026-07-28 requests; with the CPU per call of nginx and redis-server beside the
-/// replicas', and the ratios to the one replica on the file store.
+/// replicas', and the ratios to the one replica on the file store. All of it twice: with
+/// the default reuse window, under which a pair keeps the hashes of its predecessors of the
+/// window (rewritten at every commit, and this load rotates each pair many times a second),
+/// and with `--reuse-window-secs 0`, under which it keeps the one it replaced.
 async fn replicas(report: &mut Report, size: Size, upstream: &Upstream) {
     let (clients, secs) = (size.throughput_clients, size.throughput_secs);
-    report.value(
-        &format!("rotating refreshes ({clients} clients × {secs} s each):"),
-        String::new(),
-    );
-    let figure = |setup: &str| format!("rotating refreshes, {setup}");
-    let dir = private_dir("replicas");
-    let file = dir.join("tokens.json").to_str().unwrap().to_owned();
-    let on_file = on_one_replica(upstream, size, &file, &[]).await;
-    let _ = std::fs::remove_dir_all(&dir);
-    report_load(report, &figure("1 replica, file store"), &on_file);
-
-    let Some(redis) = Redis::start() else {
+    let redis = Redis::start();
+    if redis.is_none() {
         required_missing(
             "redis-server (Debian: redis-server)",
-            "the replicas figures",
+            "the replicas figures on Redis",
         );
-        report.value("rotating refreshes on Redis", "skipped".to_owned());
-        return;
-    };
-    let url = redis.url();
-    let on_redis = on_one_replica(upstream, size, &url, &[redis.child.id()]).await;
-    report_load(report, &figure("1 replica, Redis store"), &on_redis);
-    report_others(report, &on_redis, &["redis-server"]);
-
-    if !nginx::nginx_installed() {
-        required_missing("nginx (Debian: nginx)", "the figures through nginx");
-        report.value("rotating refreshes through nginx", "skipped".to_owned());
-        return;
     }
-    let servers = [
-        HttpServer::start_with(upstream, &["--token-store", &url]),
-        HttpServer::start_with(upstream, &["--token-store", &url]),
-    ];
-    let upstreams: Vec<String> = servers
-        .iter()
-        .map(|server| {
-            let authority = server.url.trim_start_matches("http://");
-            authority.trim_end_matches("/mcp").to_owned()
-        })
-        .collect();
-    // Idle connections to the replicas kept for reuse, as many as there are clients.
-    let nginx = nginx::Nginx::start_with(&upstreams, Some(clients)).unwrap();
-    let mcp = format!("{}/mcp", nginx.round_robin);
-    let pids = [servers[0].child.id(), servers[1].child.id()];
-    let others = [nginx.pid(), redis.child.id()];
-    let mut through = Vec::new();
-    for (era, what) in [
-        (Era::Sessions, "2025-06-18 sessions"),
-        (Era::Stateless, "stateless 2026-07-28"),
+    let nginx_installed = nginx::nginx_installed();
+    if !nginx_installed {
+        required_missing(
+            "nginx (Debian: nginx)",
+            "the replicas figures through nginx",
+        );
+    }
+    for (window, named) in [
+        (&[][..], "default window"),
+        (&["--reuse-window-secs", "0"][..], "window 0"),
     ] {
-        let run = load(
-            &mcp,
-            (&pids, &others),
-            upstream,
-            (clients, secs),
-            era,
-            rotating_arguments,
-        )
-        .await;
-        report_load_of(
-            report,
-            &figure(&format!("nginx + 2 replicas + Redis, {what}")),
-            &run,
-            "2 replicas' (summed)",
+        report.value(
+            &format!("rotating refreshes, {clients} clients × {secs} s, reuse {named}:"),
+            String::new(),
         );
-        report_others(report, &run, &["nginx", "redis-server"]);
-        through.push(run);
+        let dir = private_dir("replicas");
+        let file = dir.join("tokens.json").to_str().unwrap().to_owned();
+        let on_file_args = [&["--token-store", &file][..], window].concat();
+        let on_file = on_one_replica(upstream, size, &on_file_args, &[]).await;
+        let _ = std::fs::remove_dir_all(&dir);
+        report_load(report, &format!("1 replica, file store, {named}"), &on_file);
+        let Some(redis) = &redis else {
+            report.value("the setups on Redis", "skipped".to_owned());
+            continue;
+        };
+        let url = redis.url();
+        let args = [&["--token-store", &url][..], window].concat();
+        let on_redis = on_one_replica(upstream, size, &args, &[redis.child.id()]).await;
+        report_load(
+            report,
+            &format!("1 replica, Redis store, {named}"),
+            &on_redis,
+        );
+        report_others(report, &on_redis, &["redis-server"]);
+        if !nginx_installed {
+            report.value("the setups through nginx", "skipped".to_owned());
+            continue;
+        }
+        let through = through_nginx(upstream, size, &args, redis).await;
+        for (run, what) in through.iter().zip(["sessions", "stateless"]) {
+            report_load_of(
+                report,
+                &format!("nginx + 2 replicas + Redis, {what}, {named}"),
+                run,
+                "2 replicas' (summed)",
+            );
+            report_others(report, run, &["nginx", "redis-server"]);
+        }
+        let sessions = &through[0];
+        report.value(
+            "  ratio nginx + 2 replicas + Redis ÷ 1 replica + file (throughput)",
+            format!("{:.2} ×", sessions.rate() / on_file.rate()),
+        );
+        report.value(
+            "  ratio nginx + 2 replicas + Redis ÷ 1 replica + file (p50)",
+            format!(
+                "{:.2} ×",
+                sessions.latencies.median() / on_file.latencies.median()
+            ),
+        );
     }
-    let sessions = &through[0];
-    report.value(
-        "  ratio nginx + 2 replicas + Redis ÷ 1 replica + file (throughput)",
-        format!("{:.2} ×", sessions.rate() / on_file.rate()),
-    );
-    report.value(
-        "  ratio nginx + 2 replicas + Redis ÷ 1 replica + file (p50)",
-        format!(
-            "{:.2} ×",
-            sessions.latencies.median() / on_file.latencies.median()
-        ),
-    );
 }
 
-/// The rotating load over 2025-06-18 sessions straight to one replica on `store`, with the
-/// CPU of the `others` counted too.
-async fn on_one_replica(upstream: &Upstream, size: Size, store: &str, others: &[u32]) -> LoadRun {
-    let server = HttpServer::start_with(upstream, &["--token-store", store]);
+/// The rotating load over 2025-06-18 sessions straight to one replica started with `args`,
+/// with the CPU of the `others` counted too.
+async fn on_one_replica(upstream: &Upstream, size: Size, args: &[&str], others: &[u32]) -> LoadRun {
+    let server = HttpServer::start_with(upstream, args);
     load(
         &server.url,
         (&[server.child.id()], others),
@@ -1484,6 +1475,46 @@ async fn on_one_replica(upstream: &Upstream, size: Size, store: &str, others: &[
         rotating_arguments,
     )
     .await
+}
+
+/// The rotating load through nginx (round-robin) over two replicas started with `args` (on
+/// `redis`): over 2025-06-18 sessions, then stateless 2026-07-28 requests.
+async fn through_nginx(
+    upstream: &Upstream,
+    size: Size,
+    args: &[&str],
+    redis: &Redis,
+) -> Vec<LoadRun> {
+    let servers = [
+        HttpServer::start_with(upstream, args),
+        HttpServer::start_with(upstream, args),
+    ];
+    let upstreams: Vec<String> = servers
+        .iter()
+        .map(|server| {
+            let authority = server.url.trim_start_matches("http://");
+            authority.trim_end_matches("/mcp").to_owned()
+        })
+        .collect();
+    // Idle connections to the replicas kept for reuse, as many as there are clients.
+    let nginx = nginx::Nginx::start_with(&upstreams, Some(size.throughput_clients)).unwrap();
+    let mcp = format!("{}/mcp", nginx.round_robin);
+    let pids = [servers[0].child.id(), servers[1].child.id()];
+    let others = [nginx.pid(), redis.child.id()];
+    let mut runs = Vec::new();
+    for era in [Era::Sessions, Era::Stateless] {
+        let run = load(
+            &mcp,
+            (&pids, &others),
+            upstream,
+            (size.throughput_clients, size.throughput_secs),
+            era,
+            rotating_arguments,
+        )
+        .await;
+        runs.push(run);
+    }
+    runs
 }
 
 /// The CPU per call of the other processes a load run watched, named in their order.
