@@ -23,6 +23,18 @@ use std::{
 
 use serde_json::{Value, json};
 
+/// The test suite's nginx (tests/common/nginx.rs), for the figures through a load balancer;
+/// it takes its ports from `redis_server::free_port`, here the harness's own.
+#[allow(
+    dead_code,
+    reason = "the suite's access log and affinity listener are not used here"
+)]
+#[path = "../tests/common/nginx.rs"]
+mod nginx;
+mod redis_server {
+    pub(crate) use super::free_port;
+}
+
 /// The binary measured: this build's, unless `HARNESS_BIN` names another (to compare two
 /// builds on the same machine, one run after the other).
 fn bin() -> String {
@@ -68,7 +80,8 @@ fn main() {
         .unwrap();
 
     // HARNESS_ONLY=load,peers (say) runs only those parts, for an A/B of one figure: cold,
-    // latency, memory, store, load, peers (peers needs load and cold for its ratios).
+    // latency, memory, store, load, peers (peers needs load and cold for its ratios),
+    // replicas.
     let only = std::env::var("HARNESS_ONLY").ok();
     let runs = |part: &str| {
         only.as_deref()
@@ -95,6 +108,9 @@ fn main() {
         }
         if runs("store") {
             store_cost(&mut report, size, &upstream).await;
+        }
+        if runs("replicas") {
+            replicas(&mut report, size, &upstream).await;
         }
         if runs("load") || runs("peers") {
             let ours = throughput(&mut report, size, &upstream).await;
@@ -842,6 +858,20 @@ fn process_counters(pid: u32) -> ProcessCounters {
     }
 }
 
+/// [`process_counters`] summed over `pids` (the replicas of one setup).
+fn summed_counters(pids: &[u32]) -> ProcessCounters {
+    pids.iter().map(|pid| process_counters(*pid)).fold(
+        ProcessCounters {
+            cpu_secs: 0.0,
+            switches: 0,
+        },
+        |sum, one| ProcessCounters {
+            cpu_secs: sum.cpu_secs + one.cpu_secs,
+            switches: sum.switches + one.switches,
+        },
+    )
+}
+
 /// One load run: `clients` sessions calling back to back for `secs` seconds.
 struct LoadRun {
     calls: u64,
@@ -851,6 +881,8 @@ struct LoadRun {
     posts: u64,
     cpu_secs: f64,
     switches: u64,
+    /// CPU time of each of the other processes watched, in their order.
+    others_cpu_secs: Vec<f64>,
 }
 
 impl LoadRun {
@@ -859,6 +891,9 @@ impl LoadRun {
     }
     fn cpu_per_call_us(&self) -> f64 {
         self.cpu_secs * 1e6 / self.calls as f64
+    }
+    fn others_cpu_per_call_us(&self, other: usize) -> f64 {
+        self.others_cpu_secs[other] * 1e6 / self.calls as f64
     }
 }
 
@@ -882,13 +917,19 @@ enum Era {
     Stateless,
 }
 
+/// The arguments of call `n` of load client `client`, given the answer to its previous call
+/// (`Null` before its first).
+type Arguments = fn(usize, u64, &Value) -> Value;
+
+/// `clients` concurrent clients of `url` calling back to back for `secs` seconds. The CPU
+/// counted: the `servers`' (summed), and each of the `others`' on its own (nginx, say).
 async fn load(
     url: &str,
-    pid: u32,
+    (servers, others): (&[u32], &[u32]),
     upstream: &Upstream,
     (clients, secs): (usize, u64),
     era: Era,
-    arguments: fn(usize, u64) -> Value,
+    arguments: Arguments,
 ) -> LoadRun {
     let http = reqwest::Client::builder()
         .pool_max_idle_per_host(clients)
@@ -901,22 +942,33 @@ async fn load(
             Era::Stateless => HttpSession::stateless(http.clone(), url.to_owned()),
         };
         // Warm the session and the server's upstream connections.
-        assert!(is_token(&session.call(&arguments(client, u64::MAX)).await));
-        sessions.push(session);
+        let answer = session
+            .call(&arguments(client, u64::MAX, &Value::Null))
+            .await;
+        assert!(is_token(&answer), "{answer}");
+        sessions.push((session, answer));
     }
     let stop = Arc::new(AtomicBool::new(false));
     let errors = Arc::new(AtomicU64::new(0));
-    let (posts_before, before) = (upstream.posts(), process_counters(pid));
+    let counters = || {
+        let others: Vec<f64> = others
+            .iter()
+            .map(|pid| process_counters(*pid).cpu_secs)
+            .collect();
+        (summed_counters(servers), others)
+    };
+    let (posts_before, (before, others_before)) = (upstream.posts(), counters());
     let started = Instant::now();
     let mut tasks = Vec::new();
-    for (client, session) in sessions.into_iter().enumerate() {
+    for (client, (session, mut answer)) in sessions.into_iter().enumerate() {
         let (stop, errors) = (stop.clone(), errors.clone());
         tasks.push(tokio::spawn(async move {
             let mut latencies = Vec::new();
             let mut n = 0;
             while !stop.load(Ordering::Relaxed) {
+                let call_arguments = arguments(client, n, &answer);
                 let call_started = Instant::now();
-                let answer = session.call(&arguments(client, n)).await;
+                answer = session.call(&call_arguments).await;
                 latencies.push(call_started.elapsed().as_secs_f64() * 1e3);
                 if !is_token(&answer) {
                     errors.fetch_add(1, Ordering::Relaxed);
@@ -936,7 +988,7 @@ async fn load(
         sessions.push(session);
     }
     let secs = started.elapsed().as_secs_f64();
-    let (posts_after, after) = (upstream.posts(), process_counters(pid));
+    let (posts_after, (after, others_after)) = (upstream.posts(), counters());
     for session in sessions {
         session.close().await;
     }
@@ -948,21 +1000,31 @@ async fn load(
         posts: posts_after - posts_before,
         cpu_secs: after.cpu_secs - before.cpu_secs,
         switches: after.switches - before.switches,
+        others_cpu_secs: others_after
+            .iter()
+            .zip(others_before)
+            .map(|(after, before)| after - before)
+            .collect(),
     }
 }
 
 fn report_load(report: &mut Report, label: &str, run: &LoadRun) {
+    report_load_of(report, label, run, "server");
+}
+
+/// [`report_load`] naming the servers whose CPU was counted (`replicas` when summed).
+fn report_load_of(report: &mut Report, label: &str, run: &LoadRun, servers: &str) {
     report.value(label, format!("{:.0}/s", run.rate()));
     report.value(
         "  upstream POSTs per call",
         format!("{:.3}", run.posts as f64 / run.calls as f64),
     );
     report.value(
-        "  server CPU per call (user + system, /proc)",
+        &format!("  {servers} CPU per call (user + system, /proc)"),
         format!("{:.1} µs", run.cpu_per_call_us()),
     );
     report.value(
-        "  server context switches per call",
+        &format!("  {servers} context switches per call"),
         format!("{:.2}", run.switches as f64 / run.calls as f64),
     );
     report.value(
@@ -982,11 +1044,11 @@ async fn throughput(report: &mut Report, size: Size, upstream: &Upstream) -> Loa
     let pid = server.child.id();
     let distinct = load(
         &server.url,
-        pid,
+        (&[pid], &[]),
         upstream,
         (clients, secs),
         Era::Sessions,
-        distinct_arguments,
+        |client, n, _| distinct_arguments(client, n),
     )
     .await;
     report_load(
@@ -996,11 +1058,11 @@ async fn throughput(report: &mut Report, size: Size, upstream: &Upstream) -> Loa
     );
     let stateless = load(
         &server.url,
-        pid,
+        (&[pid], &[]),
         upstream,
         (clients, secs),
         Era::Stateless,
-        distinct_arguments,
+        |client, n, _| distinct_arguments(client, n),
     )
     .await;
     report_load(
@@ -1010,11 +1072,11 @@ async fn throughput(report: &mut Report, size: Size, upstream: &Upstream) -> Loa
     );
     let merged = load(
         &server.url,
-        pid,
+        (&[pid], &[]),
         upstream,
         (clients, secs),
         Era::Sessions,
-        same_arguments,
+        |client, n, _| same_arguments(client, n),
     )
     .await;
     report_load(
@@ -1033,11 +1095,11 @@ async fn throughput(report: &mut Report, size: Size, upstream: &Upstream) -> Loa
     let server = HttpServer::start_with(upstream, &["--worker-threads", "2"]);
     let two = load(
         &server.url,
-        server.child.id(),
+        (&[server.child.id()], &[]),
         upstream,
         (clients, secs),
         Era::Sessions,
-        distinct_arguments,
+        |client, n, _| distinct_arguments(client, n),
     )
     .await;
     report_load(
@@ -1183,6 +1245,19 @@ impl Redis {
         }
         Some(Self { child, port, dir })
     }
+
+    fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+}
+
+/// A new directory only this user can enter, for a file store.
+fn private_dir(name: &str) -> std::path::PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = std::env::temp_dir().join(format!("ptm-harness-{name}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700)).unwrap();
+    dir
 }
 
 /// Sequential refreshes through the server over stdio, `calls` of them, each with the
@@ -1227,12 +1302,7 @@ async fn store_cost(report: &mut Report, size: Size, upstream: &Upstream) {
     let calls = (size.latency_calls / 4).max(5);
     let (none, none_posts) = refreshes(upstream, calls, &[]).await;
     report.stats("refresh through the server, no store (stdio)", "ms", &none);
-    let dir = std::env::temp_dir().join(format!("ptm-harness-store-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    {
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700)).unwrap();
-    }
+    let dir = private_dir("store");
     let file = dir.join("tokens.json");
     let file_arg = file.to_str().unwrap().to_owned();
     let no_window = ["--reuse-window-secs", "0"];
@@ -1263,7 +1333,7 @@ async fn store_cost(report: &mut Report, size: Size, upstream: &Upstream) {
         );
         return;
     };
-    let url = format!("redis://127.0.0.1:{}", redis.port);
+    let url = redis.url();
     let (on_redis, redis_posts) = refreshes(
         upstream,
         calls,
@@ -1284,6 +1354,177 @@ async fn store_cost(report: &mut Report, size: Size, upstream: &Upstream) {
         "  upstream POSTs per refresh: none / file / Redis",
         format!("{none_posts:.2} / {file_posts:.2} / {redis_posts:.2}"),
     );
+}
+
+// ───────────────────────────── replicas behind nginx ─────────────────────────────
+
+/// Call `n` of rotating load client `client`: a refresh under a client id of its own with
+/// the refresh token its previous answer brought, so every call is a real rotation of that
+/// client's pair (leased, sent, committed durably before the answer) and the reuse window
+/// never answers. A chain starts (and, after a failed answer, starts again) with a made-up
+/// token no other call of this run sends.
+fn rotating_arguments(client: usize, _n: u64, previous: &Value) -> Value {
+    static CHAINS: AtomicU64 = AtomicU64::new(0);
+    let token = previous["result"]["structuredContent"]["refresh_token"]
+        .as_str()
+        .map_or_else(
+            || {
+                let chain = CHAINS.fetch_add(1, Ordering::Relaxed);
+                format!("harness-rot-{client}-chain-{chain}")
+            },
+            str::to_owned,
+        );
+    json!({
+        "grant_type": "refresh_token",
+        "client_id": format!("harness-rot-{client}"),
+        "client_secret": "harness-secret",
+        "refresh_token": token,
+    })
+}
+
+/// The rotating refresh load on four setups, one after the other: one replica on the file
+/// store, one on a Redis store, two on that Redis behind nginx (round-robin, 2025-06-18
+/// sessions, which any replica restores from Redis), and the same with stateless
+/// 2026-07-28 requests; with the CPU per call of nginx and redis-server beside the
+/// replicas', and the ratios to the one replica on the file store. All of it twice: with
+/// the default reuse window, under which a pair keeps the hashes of its predecessors of the
+/// window (rewritten at every commit, and this load rotates each pair many times a second),
+/// and with `--reuse-window-secs 0`, under which it keeps the one it replaced.
+async fn replicas(report: &mut Report, size: Size, upstream: &Upstream) {
+    let (clients, secs) = (size.throughput_clients, size.throughput_secs);
+    let redis = Redis::start();
+    if redis.is_none() {
+        required_missing(
+            "redis-server (Debian: redis-server)",
+            "the replicas figures on Redis",
+        );
+    }
+    let nginx_installed = nginx::nginx_installed();
+    if !nginx_installed {
+        required_missing(
+            "nginx (Debian: nginx)",
+            "the replicas figures through nginx",
+        );
+    }
+    for (window, named) in [
+        (&[][..], "default window"),
+        (&["--reuse-window-secs", "0"][..], "window 0"),
+    ] {
+        report.value(
+            &format!("rotating refreshes, {clients} clients × {secs} s, reuse {named}:"),
+            String::new(),
+        );
+        let dir = private_dir("replicas");
+        let file = dir.join("tokens.json").to_str().unwrap().to_owned();
+        let on_file_args = [&["--token-store", &file][..], window].concat();
+        let on_file = on_one_replica(upstream, size, &on_file_args, &[]).await;
+        let _ = std::fs::remove_dir_all(&dir);
+        report_load(report, &format!("1 replica, file store, {named}"), &on_file);
+        let Some(redis) = &redis else {
+            report.value("the setups on Redis", "skipped".to_owned());
+            continue;
+        };
+        let url = redis.url();
+        let args = [&["--token-store", &url][..], window].concat();
+        let on_redis = on_one_replica(upstream, size, &args, &[redis.child.id()]).await;
+        report_load(
+            report,
+            &format!("1 replica, Redis store, {named}"),
+            &on_redis,
+        );
+        report_others(report, &on_redis, &["redis-server"]);
+        if !nginx_installed {
+            report.value("the setups through nginx", "skipped".to_owned());
+            continue;
+        }
+        let through = through_nginx(upstream, size, &args, redis).await;
+        for (run, what) in through.iter().zip(["sessions", "stateless"]) {
+            report_load_of(
+                report,
+                &format!("nginx + 2 replicas + Redis, {what}, {named}"),
+                run,
+                "2 replicas' (summed)",
+            );
+            report_others(report, run, &["nginx", "redis-server"]);
+        }
+        let sessions = &through[0];
+        report.value(
+            "  ratio nginx + 2 replicas + Redis ÷ 1 replica + file (throughput)",
+            format!("{:.2} ×", sessions.rate() / on_file.rate()),
+        );
+        report.value(
+            "  ratio nginx + 2 replicas + Redis ÷ 1 replica + file (p50)",
+            format!(
+                "{:.2} ×",
+                sessions.latencies.median() / on_file.latencies.median()
+            ),
+        );
+    }
+}
+
+/// The rotating load over 2025-06-18 sessions straight to one replica started with `args`,
+/// with the CPU of the `others` counted too.
+async fn on_one_replica(upstream: &Upstream, size: Size, args: &[&str], others: &[u32]) -> LoadRun {
+    let server = HttpServer::start_with(upstream, args);
+    load(
+        &server.url,
+        (&[server.child.id()], others),
+        upstream,
+        (size.throughput_clients, size.throughput_secs),
+        Era::Sessions,
+        rotating_arguments,
+    )
+    .await
+}
+
+/// The rotating load through nginx (round-robin) over two replicas started with `args` (on
+/// `redis`): over 2025-06-18 sessions, then stateless 2026-07-28 requests.
+async fn through_nginx(
+    upstream: &Upstream,
+    size: Size,
+    args: &[&str],
+    redis: &Redis,
+) -> Vec<LoadRun> {
+    let servers = [
+        HttpServer::start_with(upstream, args),
+        HttpServer::start_with(upstream, args),
+    ];
+    let upstreams: Vec<String> = servers
+        .iter()
+        .map(|server| {
+            let authority = server.url.trim_start_matches("http://");
+            authority.trim_end_matches("/mcp").to_owned()
+        })
+        .collect();
+    // Idle connections to the replicas kept for reuse, as many as there are clients.
+    let nginx = nginx::Nginx::start_with(&upstreams, Some(size.throughput_clients)).unwrap();
+    let mcp = format!("{}/mcp", nginx.round_robin);
+    let pids = [servers[0].child.id(), servers[1].child.id()];
+    let others = [nginx.pid(), redis.child.id()];
+    let mut runs = Vec::new();
+    for era in [Era::Sessions, Era::Stateless] {
+        let run = load(
+            &mcp,
+            (&pids, &others),
+            upstream,
+            (size.throughput_clients, size.throughput_secs),
+            era,
+            rotating_arguments,
+        )
+        .await;
+        runs.push(run);
+    }
+    runs
+}
+
+/// The CPU per call of the other processes a load run watched, named in their order.
+fn report_others(report: &mut Report, run: &LoadRun, names: &[&str]) {
+    for (other, name) in names.iter().enumerate() {
+        report.value(
+            &format!("  {name} CPU per call (user + system, /proc)"),
+            format!("{:.1} µs", run.others_cpu_per_call_us(other)),
+        );
+    }
 }
 
 // ───────────────────────────── 5. a peer, in the same run ─────────────────────────────
@@ -1371,11 +1612,11 @@ mod peers {
         let (clients, secs) = (size.throughput_clients, size.throughput_secs);
         let run = load(
             &url,
-            pid,
+            (&[pid], &[]),
             upstream,
             (clients, secs),
             Era::Sessions,
-            distinct_arguments,
+            |client, n, _| distinct_arguments(client, n),
         )
         .await;
         report_load(

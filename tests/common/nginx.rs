@@ -34,17 +34,22 @@ pub fn nginx_installed() -> bool {
 
 /// The configuration of both listeners over `upstreams` (`127.0.0.1:PORT` each). Proxied
 /// as an MCP server wants: HTTP/1.1 upstream, no buffering (answers may be event streams),
-/// the client's own `Host` (the servers check it), long reads for open streams.
+/// the client's own `Host` (the servers check it), long reads for open streams. With
+/// `keepalive`, each nginx process keeps up to that many idle connections to the upstreams
+/// for reuse; without it, every proxied request opens a connection of its own.
 pub fn config(
     dir: &std::path::Path,
     upstreams: &[String],
-    round_robin: u16,
-    affinity: u16,
+    (round_robin, affinity): (u16, u16),
+    keepalive: Option<usize>,
 ) -> String {
-    let servers: String = upstreams
+    let mut servers: String = upstreams
         .iter()
         .map(|upstream| format!("        server {upstream} max_fails=0;\n"))
         .collect();
+    if let Some(idle) = keepalive {
+        servers.push_str(&format!("        keepalive {idle};\n"));
+    }
     let dir = dir.display();
     format!(
         r#"master_process off;
@@ -87,6 +92,12 @@ impl Nginx {
     /// nginx in front of `upstreams`. `None`, after a one-line notice, when nginx is not
     /// installed; under CI=true that fails the test.
     pub fn start(upstreams: &[String]) -> Option<Self> {
+        Self::start_with(upstreams, None)
+    }
+
+    /// [`Self::start`] with `keepalive` idle connections to the upstreams kept for reuse
+    /// (see [`config`]).
+    pub fn start_with(upstreams: &[String], keepalive: Option<usize>) -> Option<Self> {
         if !nginx_installed() {
             assert!(
                 std::env::var("CI").as_deref() != Ok("true"),
@@ -104,7 +115,7 @@ impl Nginx {
         let (round_robin, affinity) = (free_port(), free_port());
         std::fs::write(
             dir.join("nginx.conf"),
-            config(&dir, upstreams, round_robin, affinity),
+            config(&dir, upstreams, (round_robin, affinity), keepalive),
         )
         .unwrap();
         let child = Command::new("nginx")
@@ -140,6 +151,15 @@ impl Nginx {
             std::thread::sleep(Duration::from_millis(50));
         }
         Some(nginx)
+    }
+
+    /// nginx's process id (the harness counts its CPU time).
+    #[allow(
+        dead_code,
+        reason = "the test suite does not use it; benches/harness.rs does"
+    )]
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().map_or(0, Child::id)
     }
 
     /// `(method, path, status, upstream)` of every request nginx logged so far; the
