@@ -109,8 +109,8 @@ pub enum BoundedSessionsError {
 /// these into 503 with `Retry-After` and its own words (see [`noting_refusals`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Refusal {
-    /// The cap was reached between the door's check and the session's creation (two
-    /// `initialize`s racing for the last place).
+    /// No place for a new session under the cap (also for each `initialize` that lost a
+    /// race for the last one).
     Full,
     /// The shared session store (Redis) did not answer.
     StoreDown,
@@ -138,20 +138,12 @@ fn note(refusal: Refusal) {
     let _ = REFUSAL.try_with(|noted| noted.set(Some(refusal)));
 }
 
-impl From<&BoundedSessionsError> for Option<Refusal> {
-    fn from(error: &BoundedSessionsError) -> Self {
-        match error {
-            BoundedSessionsError::Full(_) => Some(Refusal::Full),
-            BoundedSessionsError::Shared(_) => Some(Refusal::StoreDown),
-            BoundedSessionsError::Local(_) => None,
-        }
-    }
-}
-
-/// Note the refusal `error` stands for, and pass it on.
+/// Note the refusal `error` stands for, if it is one, and pass it on.
 fn noted(error: BoundedSessionsError) -> BoundedSessionsError {
-    if let Some(refusal) = Option::<Refusal>::from(&error) {
-        note(refusal);
+    match &error {
+        BoundedSessionsError::Full(_) => note(Refusal::Full),
+        BoundedSessionsError::Shared(_) => note(Refusal::StoreDown),
+        BoundedSessionsError::Local(_) => {}
     }
     error
 }
@@ -351,6 +343,7 @@ impl SessionManager for BoundedSessions {
     async fn has_session(&self, id: &SessionId) -> Result<bool, Self::Error> {
         self.holds(id).await.map_err(noted)
     }
+
     /// Closes the session in this process only: rmcp also calls this when a session's
     /// worker ends here (idle, or this process stopping), which must not end it for the
     /// other replicas. A client's DELETE removes it from the shared store as well (rmcp
